@@ -1,0 +1,52 @@
+#pragma once
+
+#include "orch/api/job_store.hpp"
+#include "orch/job.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include <atomic>
+#include <functional>
+#include <vector>
+
+namespace orch::api {
+
+/// Work for one pooled connection; runs on that connection's thread.
+using db_task = std::function<void(job_store&)>;
+
+/// Called once a submission is committed (or failed to be).
+using submit_callback = std::function<void(caf::expected<job>)>;
+
+/// A fixed set of detached actors, each owning one PostgreSQL connection.
+/// HTTP handlers hand them work and return at once; the actor answers the
+/// HTTP request when the database did.
+///
+/// Submissions are group-committed: an actor that receives a submission
+/// queues it and schedules one flush at the end of its mailbox, so that all
+/// submissions that arrived meanwhile are inserted in one transaction. Every
+/// callback runs only after that commit. Then the scheduler is woken.
+class db_pool {
+public:
+  db_pool(caf::actor_system& sys, std::string url, size_t size,
+          caf::actor scheduler);
+  ~db_pool();
+
+  /// Runs `task` on some pooled connection.
+  void run(db_task task);
+
+  /// Inserts `sub` as part of the next group commit, then calls `done`.
+  void submit(job_submission sub, submit_callback done);
+
+  /// Stops the pool's actors.
+  void stop();
+
+private:
+  const caf::actor& next();
+
+  std::vector<caf::actor> actors_;
+  std::atomic<size_t> next_{0};
+};
+
+} // namespace orch::api

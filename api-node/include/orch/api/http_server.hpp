@@ -1,0 +1,55 @@
+#pragma once
+
+#include "orch/api/db_pool.hpp"
+#include "orch/api/scheduler.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/expected.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace orch::api {
+
+struct http_config {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  size_t threads = 2;
+  std::string version;
+  std::string image_tag = "unknown";
+  std::string echo_message = "Hello World";
+};
+
+/// What the HTTP handlers reach: the pool for database work, the scheduler
+/// to wake after a commit, and the scheduler's health.
+struct http_context {
+  http_config cfg;
+  db_pool* pool = nullptr;
+  caf::actor scheduler;
+  std::shared_ptr<scheduler_probe> probe;
+};
+
+/// The REST API on Pistache. Handlers parse and validate, then hand database
+/// work to the pool and return; the pool's actor sends the response. Errors
+/// become problem+json in one place (`problem.hpp`).
+class http_server {
+public:
+  explicit http_server(http_context ctx);
+  ~http_server();
+
+  /// Binds and starts serving in background threads. Returns the bound
+  /// port (the chosen one when the configured port is 0).
+  caf::expected<uint16_t> start();
+
+  /// Stops accepting and closes connections.
+  void stop();
+
+  /// The routes and handlers; defined in http_server.cpp.
+  struct impl;
+
+private:
+  std::unique_ptr<impl> impl_;
+};
+
+} // namespace orch::api

@@ -1,0 +1,42 @@
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+namespace orch::api {
+
+/// What the rest of the api-node may observe of its scheduler.
+struct scheduler_probe {
+  /// True while the scheduler actor runs.
+  std::atomic<bool> running{false};
+  /// True while the scheduler's last database operation succeeded.
+  std::atomic<bool> database_ok{false};
+};
+
+struct scheduler_config {
+  std::string database_url;
+  /// Unique per process: names this scheduler's claims in Postgres.
+  std::string scheduler_id;
+  std::shared_ptr<scheduler_probe> probe;
+};
+
+/// Spawns the scheduler: a detached actor with its own PostgreSQL connection.
+///
+/// It accepts worker registrations (see messages.hpp), monitors workers, and
+/// keeps each worker's slots busy: it claims pending jobs in Postgres
+/// (FOR UPDATE SKIP LOCKED), sends them as `job_assignment`, and persists the
+/// workers' reports. Reports and claims are batched: a handler only queues
+/// its transition and schedules one `flush` at the end of the mailbox, so
+/// every message that arrived meanwhile shares one transaction.
+///
+/// It wakes on `wake_atom` (a local submission or a NOTIFY), on a freed
+/// slot, and on a periodic sweep. When a worker goes down (connection lost,
+/// or no heartbeat within the middleman's connection timeout), its running
+/// jobs return to `pending` with an event that says why.
+caf::actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg);
+
+} // namespace orch::api

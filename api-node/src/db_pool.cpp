@@ -1,0 +1,133 @@
+#include "orch/api/db_pool.hpp"
+
+#include "orch/defaults.hpp"
+#include "orch/error.hpp"
+#include "orch/messages.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+namespace orch::api {
+
+namespace {
+
+struct task_msg {
+  db_task fn;
+};
+
+struct submit_msg {
+  job_submission sub;
+  submit_callback done;
+};
+
+} // namespace
+} // namespace orch::api
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::task_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::submit_msg)
+
+namespace orch::api {
+
+namespace {
+
+struct pool_state {
+  static inline const char* name = "db_pool";
+  std::unique_ptr<job_store> store;
+  std::vector<submit_msg> queued;
+  bool flush_scheduled = false;
+  caf::actor scheduler;
+
+  void flush() {
+    flush_scheduled = false;
+    if (queued.empty())
+      return;
+    auto items = std::move(queued);
+    queued.clear();
+    std::vector<job_submission> subs;
+    subs.reserve(items.size());
+    for (auto& item : items)
+      subs.push_back(std::move(item.sub));
+    auto jobs = store->insert_jobs(subs);
+    if (!jobs) {
+      spdlog::warn("cannot insert {} submitted jobs: {}", items.size(),
+                   render(jobs.error()));
+      for (auto& item : items)
+        item.done(jobs.error());
+      return;
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      spdlog::debug("job {}: submitted, pipeline {}", (*jobs)[i].id,
+                    (*jobs)[i].pipeline_name);
+      items[i].done(std::move((*jobs)[i]));
+    }
+    caf::anon_send(scheduler, wake_atom::value);
+  }
+};
+
+caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
+                         std::string url, caf::actor scheduler) {
+  self->state.store = std::make_unique<job_store>(std::move(url));
+  self->state.scheduler = std::move(scheduler);
+  self->set_exception_handler([](caf::scheduled_actor*,
+                                 std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      spdlog::critical("db_pool: unhandled exception: {}", e.what());
+    }
+    return make_error(ec::internal, "unhandled exception in db_pool");
+  });
+  return {
+    [self](task_msg& t) {
+      try {
+        t.fn(*self->state.store);
+      } catch (const std::exception& e) {
+        spdlog::error("db_pool: task failed: {}", e.what());
+      }
+    },
+    [self](submit_msg& s) {
+      auto& st = self->state;
+      st.queued.push_back(std::move(s));
+      if (st.queued.size() >= defaults::max_submit_batch) {
+        st.flush();
+      } else if (!st.flush_scheduled) {
+        st.flush_scheduled = true;
+        self->send(self, flush_atom::value);
+      }
+    },
+    [self](flush_atom) { self->state.flush(); },
+  };
+}
+
+} // namespace
+
+db_pool::db_pool(caf::actor_system& sys, std::string url, size_t size,
+                 caf::actor scheduler) {
+  for (size_t i = 0; i < std::max<size_t>(size, 1); ++i)
+    actors_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
+}
+
+db_pool::~db_pool() {
+  stop();
+}
+
+const caf::actor& db_pool::next() {
+  return actors_[next_++ % actors_.size()];
+}
+
+void db_pool::run(db_task task) {
+  caf::anon_send(next(), task_msg{std::move(task)});
+}
+
+void db_pool::submit(job_submission sub, submit_callback done) {
+  caf::anon_send(next(), submit_msg{std::move(sub), std::move(done)});
+}
+
+void db_pool::stop() {
+  // The handles stay valid: a late task goes to an exited actor and is
+  // dropped, which only happens while the process shuts down.
+  for (auto& a : actors_)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+}
+
+} // namespace orch::api

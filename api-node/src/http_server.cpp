@@ -1,0 +1,435 @@
+#include "orch/api/http_server.hpp"
+
+#include "orch/api/problem.hpp"
+#include "orch/codec.hpp"
+#include "orch/defaults.hpp"
+#include "orch/error.hpp"
+#include "orch/messages.hpp"
+
+#include <caf/send.hpp>
+#include <nlohmann/json.hpp>
+#include <pistache/endpoint.h>
+#include <pistache/http.h>
+#include <spdlog/spdlog.h>
+
+#include <functional>
+#include <map>
+
+namespace orch::api {
+
+namespace {
+
+using namespace Pistache;
+using nlohmann::json;
+using writer_ptr = std::shared_ptr<Http::ResponseWriter>;
+
+// -- responses ----------------------------------------------------------------
+
+std::string dump(const json& x) {
+  return x.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void send(Http::ResponseWriter& w, int status, const std::string& body,
+          const char* content_type,
+          std::initializer_list<std::pair<const char*, std::string>> headers
+          = {}) {
+  w.headers().addRaw(Http::Header::Raw{"Content-Type", content_type});
+  for (auto& [name, value] : headers)
+    w.headers().addRaw(Http::Header::Raw{name, value});
+  w.send(static_cast<Http::Code>(status), body);
+}
+
+void send_json(Http::ResponseWriter& w, int status, const json& body) {
+  send(w, status, dump(body), "application/json");
+}
+
+void send_problem(Http::ResponseWriter& w, const caf::error& err) {
+  auto p = to_problem(err);
+  if (p.status >= 500)
+    spdlog::warn("HTTP {}: {}", p.status, render(err));
+  if (p.retry_after > 0)
+    send(w, p.status, p.body, "application/problem+json",
+         {{"Retry-After", std::to_string(p.retry_after)}});
+  else
+    send(w, p.status, p.body, "application/problem+json");
+}
+
+// -- request helpers ----------------------------------------------------------
+
+std::string url_decode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && std::isxdigit(in[i + 1])
+        && std::isxdigit(in[i + 2])) {
+      out += static_cast<char>(std::stoi(std::string{in.substr(i + 1, 2)},
+                                         nullptr, 16));
+      i += 2;
+    } else if (in[i] == '+') {
+      out += ' ';
+    } else {
+      out += in[i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(const Http::Request& req,
+                                       const std::string& name) {
+  auto val = req.query().get(name);
+  if (!val)
+    return std::nullopt;
+  return url_decode(*val);
+}
+
+// Accepts application/json and any +json type, with parameters. A request
+// without a Content-Type is read as JSON, as most JSON APIs do.
+bool is_json_content(const Http::Request& req) {
+  auto ct = req.headers().tryGet<Http::Header::ContentType>();
+  if (!ct)
+    return true;
+  auto str = ct->mime().toString();
+  for (auto& c : str)
+    c = static_cast<char>(std::tolower(c));
+  if (auto semi = str.find(';'); semi != std::string::npos)
+    str.resize(semi);
+  while (!str.empty() && str.back() == ' ')
+    str.pop_back();
+  return str == "application/json"
+         || (str.size() > 5 && str.compare(0, 12, "application/") == 0
+             && str.compare(str.size() - 5, 5, "+json") == 0);
+}
+
+// -- routing ------------------------------------------------------------------
+
+using params = std::vector<std::string>;
+using handler_fn = std::function<void(const Http::Request&,
+                                      Http::ResponseWriter&, const params&)>;
+
+struct route {
+  /// Segments; "{}" matches any one segment.
+  std::vector<std::string> pattern;
+  std::map<Http::Method, handler_fn> methods;
+};
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    if (path[pos] == '/') {
+      ++pos;
+      continue;
+    }
+    auto end = path.find('/', pos);
+    if (end == std::string::npos)
+      end = path.size();
+    out.push_back(path.substr(pos, end - pos));
+    pos = end;
+  }
+  return out;
+}
+
+} // namespace
+
+struct http_server::impl {
+  http_context ctx;
+  std::vector<route> routes;
+  std::unique_ptr<Http::Endpoint> endpoint;
+
+  explicit impl(http_context c) : ctx(std::move(c)) {
+    add("/", Http::Method::Get, [this](auto&, auto& w, auto&) {
+      send_json(w, 200,
+                {{"name", "orch"},
+                 {"version", ctx.cfg.version},
+                 {"message", ctx.cfg.echo_message}});
+    });
+    add("/health", Http::Method::Get, [](auto&, auto& w, auto&) {
+      send_json(w, 200, {{"status", "ok"}});
+    });
+    add("/version", Http::Method::Get, [this](auto&, auto& w, auto&) {
+      send_json(w, 200, {{"version", ctx.cfg.version},
+                         {"image_tag", ctx.cfg.image_tag}});
+    });
+    add("/ready", Http::Method::Get,
+        [this](auto&, auto& w, auto&) { ready(w); });
+    add("/workers", Http::Method::Get,
+        [this](auto&, auto& w, auto&) { list_workers(w); });
+    add("/jobs", Http::Method::Post,
+        [this](auto& req, auto& w, auto&) { submit_job(req, w); });
+    add("/jobs", Http::Method::Get,
+        [this](auto& req, auto& w, auto&) { list_jobs(req, w); });
+    add("/jobs/{}", Http::Method::Get,
+        [this](auto&, auto& w, auto& ps) { get_job(w, ps[0]); });
+  }
+
+  void add(const std::string& path, Http::Method method, handler_fn fn) {
+    auto pattern = split_path(path);
+    for (auto& r : routes)
+      if (r.pattern == pattern) {
+        r.methods[method] = std::move(fn);
+        return;
+      }
+    routes.push_back(route{pattern, {{method, std::move(fn)}}});
+  }
+
+  void dispatch(const Http::Request& req, Http::ResponseWriter& w) {
+    auto segments = split_path(req.resource());
+    for (auto& r : routes) {
+      if (r.pattern.size() != segments.size())
+        continue;
+      params ps;
+      bool match = true;
+      for (size_t i = 0; i < segments.size() && match; ++i) {
+        if (r.pattern[i] == "{}")
+          ps.push_back(url_decode(segments[i]));
+        else
+          match = r.pattern[i] == segments[i];
+      }
+      if (!match)
+        continue;
+      auto m = r.methods.find(req.method());
+      if (m == r.methods.end()) {
+        std::string allow;
+        for (auto& [method, fn] : r.methods) {
+          if (!allow.empty())
+            allow += ", ";
+          allow += Http::methodString(method);
+        }
+        auto p = to_problem(make_error(
+          ec::method_not_allowed, std::string{Http::methodString(req.method())}
+                                    + " is not allowed on " + req.resource()
+                                    + "; allowed: " + allow));
+        send(w, p.status, p.body, "application/problem+json",
+             {{"Allow", allow}});
+        return;
+      }
+      m->second(req, w, ps);
+      return;
+    }
+    send_problem(w, make_error(ec::not_found,
+                               "no route for " + req.resource()));
+  }
+
+  // Moves the writer out so that a pool actor can answer later.
+  static writer_ptr detach(Http::ResponseWriter& w) {
+    return std::make_shared<Http::ResponseWriter>(std::move(w));
+  }
+
+  void ready(Http::ResponseWriter& w) {
+    if (!ctx.probe || !ctx.probe->running) {
+      send_json(w, 503, {{"status", "unavailable"},
+                         {"database", "unknown"},
+                         {"scheduler", "stopped"}});
+      return;
+    }
+    ctx.pool->run([out = detach(w)](job_store& store) {
+      auto err = store.ping();
+      send_json(*out, err ? 503 : 200,
+                {{"status", err ? "unavailable" : "ok"},
+                 {"database", err ? "unreachable" : "ok"},
+                 {"scheduler", "running"}});
+    });
+  }
+
+  void list_workers(Http::ResponseWriter& w) {
+    ctx.pool->run([out = detach(w)](job_store& store) {
+      auto rows = store.list_workers(
+        std::chrono::duration_cast<std::chrono::milliseconds>(
+          defaults::worker_stale_after));
+      if (!rows) {
+        send_problem(*out, rows.error());
+        return;
+      }
+      auto list = json::array();
+      for (auto& r : *rows)
+        list.push_back({{"id", r.id},
+                        {"host", r.host},
+                        {"slots", r.slots},
+                        {"running", r.running},
+                        {"connected_at", format_rfc3339(r.connected_at)},
+                        {"last_seen", format_rfc3339(r.last_seen)}});
+      send_json(*out, 200, {{"workers", std::move(list)}});
+    });
+  }
+
+  void submit_job(const Http::Request& req, Http::ResponseWriter& w) {
+    if (req.body().size() > defaults::max_body_bytes) {
+      send_problem(w, make_error(ec::payload_too_large,
+                                 "the body must be at most "
+                                   + std::to_string(defaults::max_body_bytes)
+                                   + " bytes"));
+      return;
+    }
+    if (!is_json_content(req)) {
+      send_problem(w, make_error(ec::unsupported_media_type,
+                                 "send the job as application/json"));
+      return;
+    }
+    auto sub = codec::parse_submission(req.body());
+    if (!sub) {
+      send_problem(w, sub.error());
+      return;
+    }
+    ctx.pool->submit(std::move(*sub),
+                     [out = detach(w)](caf::expected<job> result) {
+                       if (!result) {
+                         send_problem(*out, result.error());
+                         return;
+                       }
+                       send(*out, 201, dump(codec::to_json(*result)),
+                            "application/json",
+                            {{"Location", "/jobs/" + result->id}});
+                     });
+  }
+
+  void get_job(Http::ResponseWriter& w, const std::string& id) {
+    if (!is_uuid(id)) {
+      send_problem(w, make_validation_error({{"id", "must be a UUID"}}));
+      return;
+    }
+    std::string lower = id;
+    for (auto& c : lower)
+      c = static_cast<char>(std::tolower(c));
+    ctx.pool->run([out = detach(w), lower](job_store& store) {
+      auto x = store.get_job(lower);
+      if (!x) {
+        send_problem(*out, x.error());
+        return;
+      }
+      send_json(*out, 200, codec::to_json(*x));
+    });
+  }
+
+  void list_jobs(const Http::Request& req, Http::ResponseWriter& w) {
+    job_filter filter;
+    std::vector<field_error> errors;
+    if (auto status = query_param(req, "status"); status && !status->empty()) {
+      size_t pos = 0;
+      while (pos <= status->size()) {
+        auto end = status->find(',', pos);
+        if (end == std::string::npos)
+          end = status->size();
+        auto name = status->substr(pos, end - pos);
+        if (auto s = parse_job_status(name))
+          filter.statuses.push_back(*s);
+        else
+          errors.push_back({"status", "'" + name
+                                        + "' is not one of pending, running, "
+                                          "completed, failed, cancelled"});
+        pos = end + 1;
+      }
+    }
+    if (auto name = query_param(req, "pipeline_name"); name && !name->empty())
+      filter.pipeline_name = *name;
+    if (auto limit = query_param(req, "limit")) {
+      char* end = nullptr;
+      errno = 0;
+      auto v = std::strtol(limit->c_str(), &end, 10);
+      if (limit->empty() || *end != '\0' || errno != 0 || v < 1
+          || v > defaults::max_page_size)
+        errors.push_back({"limit", "must be an integer from 1 to "
+                                     + std::to_string(defaults::max_page_size)});
+      else
+        filter.limit = static_cast<int32_t>(v);
+    }
+    if (auto cursor = query_param(req, "cursor"); cursor && !cursor->empty()) {
+      auto seq = codec::decode_cursor(*cursor);
+      if (seq)
+        filter.before_seq = *seq;
+      else
+        for (auto& fe : field_errors_of(seq.error()))
+          errors.push_back(fe);
+    }
+    if (!errors.empty()) {
+      send_problem(w, make_validation_error(std::move(errors)));
+      return;
+    }
+    ctx.pool->run([out = detach(w), filter](job_store& store) {
+      auto page = store.list_jobs(filter);
+      if (!page) {
+        send_problem(*out, page.error());
+        return;
+      }
+      auto jobs = json::array();
+      for (auto& x : page->jobs)
+        jobs.push_back(codec::to_json(x));
+      send_json(*out, 200,
+                {{"jobs", std::move(jobs)},
+                 {"total", page->total},
+                 {"next_cursor", page->next_seq
+                                   ? json(codec::encode_cursor(*page->next_seq))
+                                   : json(nullptr)}});
+    });
+  }
+};
+
+namespace {
+
+class handler : public Http::Handler {
+public:
+  HTTP_PROTOTYPE(handler)
+
+  explicit handler(http_server::impl* impl = nullptr) : impl_(impl) {
+    // nop
+  }
+
+  void onRequest(const Http::Request& req, Http::ResponseWriter w) override {
+    try {
+      impl_->dispatch(req, w);
+    } catch (const std::exception& e) {
+      spdlog::error("HTTP handler failed on {}: {}", req.resource(),
+                    e.what());
+      try {
+        send_problem(w, make_error(ec::internal, e.what()));
+      } catch (...) {
+        // The writer was moved out already; the client sees a closed
+        // connection.
+      }
+    }
+  }
+
+private:
+  http_server::impl* impl_;
+};
+
+} // namespace
+
+http_server::http_server(http_context ctx)
+  : impl_(std::make_unique<impl>(std::move(ctx))) {
+  // nop
+}
+
+http_server::~http_server() {
+  stop();
+}
+
+caf::expected<uint16_t> http_server::start() {
+  try {
+    auto& cfg = impl_->ctx.cfg;
+    Address addr{cfg.host, Port{cfg.port}};
+    impl_->endpoint = std::make_unique<Http::Endpoint>(addr);
+    auto opts = Http::Endpoint::options()
+                  .threads(static_cast<int>(cfg.threads))
+                  .flags(Tcp::Options::ReuseAddr)
+                  .maxRequestSize(defaults::max_body_bytes
+                                  + defaults::max_header_bytes);
+    impl_->endpoint->init(opts);
+    impl_->endpoint->setHandler(std::make_shared<handler>(impl_.get()));
+    impl_->endpoint->serveThreaded();
+    return static_cast<uint16_t>(impl_->endpoint->getPort());
+  } catch (const std::exception& e) {
+    return make_error(ec::invalid_configuration,
+                      "cannot serve HTTP on " + impl_->ctx.cfg.host + ":"
+                        + std::to_string(impl_->ctx.cfg.port) + ": "
+                        + e.what());
+  }
+}
+
+void http_server::stop() {
+  if (impl_ && impl_->endpoint) {
+    impl_->endpoint->shutdown();
+    impl_->endpoint.reset();
+  }
+}
+
+} // namespace orch::api

@@ -1,0 +1,569 @@
+#include "orch/api/job_store.hpp"
+
+#include "orch/error.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace orch::api {
+
+namespace {
+
+// Microseconds since the epoch of a timestamptz column.
+#define ORCH_MICROS(col) "(extract(epoch from " col ") * 1000000)::bigint"
+
+constexpr const char* job_columns
+  = "id::text, status, pipeline_name, parameters::text, description, "
+    "priority, attempt, worker_id, " ORCH_MICROS("created_at") ", "
+    ORCH_MICROS("updated_at") ", " ORCH_MICROS("started_at") ", "
+    ORCH_MICROS("completed_at") ", error_message, seq";
+
+// Turns the timestamp parameter $n (microseconds) into a timestamptz.
+std::string ts_param(int n) {
+  return "(timestamptz 'epoch' + $" + std::to_string(n)
+         + "::bigint * interval '1 microsecond')";
+}
+
+template <class T>
+std::optional<T> opt(const pqxx::field& f) {
+  if (f.is_null())
+    return std::nullopt;
+  return f.as<T>();
+}
+
+job read_job(const pqxx::row& r) {
+  job x;
+  x.id = r[0].as<std::string>();
+  x.status = parse_job_status(r[1].c_str()).value_or(job_status::pending);
+  x.pipeline_name = r[2].as<std::string>();
+  x.parameters_json = r[3].as<std::string>();
+  x.description = opt<std::string>(r[4]);
+  x.priority = r[5].as<int32_t>();
+  x.attempt = r[6].as<int32_t>();
+  x.worker_id = opt<std::string>(r[7]);
+  x.created_at = r[8].as<int64_t>();
+  x.updated_at = r[9].as<int64_t>();
+  x.started_at = opt<int64_t>(r[10]);
+  x.completed_at = opt<int64_t>(r[11]);
+  x.error_message = opt<std::string>(r[12]);
+  return x;
+}
+
+void append_quoted(std::string& out, const std::string& x) {
+  out += '"';
+  for (auto c : x) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  out += '"';
+}
+
+} // namespace
+
+std::string pg_array(const std::vector<std::string>& xs) {
+  std::string out = "{";
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    append_quoted(out, xs[i]);
+  }
+  out += '}';
+  return out;
+}
+
+std::string pg_array(const std::vector<std::optional<std::string>>& xs) {
+  std::string out = "{";
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    if (xs[i])
+      append_quoted(out, *xs[i]);
+    else
+      out += "NULL";
+  }
+  out += '}';
+  return out;
+}
+
+struct job_store::connection_holder {
+  explicit connection_holder(const std::string& url) : c(url) {
+    // nop
+  }
+  pqxx::connection c;
+};
+
+job_store::job_store(std::string url) : url_(std::move(url)) {
+  // nop
+}
+
+job_store::~job_store() = default;
+
+pqxx::connection_base& job_store::conn() {
+  if (!conn_ || !conn_->c.is_open())
+    conn_ = std::make_unique<connection_holder>(url_);
+  return conn_->c;
+}
+
+// The one place where libpqxx exceptions become our errors.
+template <class F>
+auto job_store::guarded(const char* what, F&& f) -> decltype(f()) {
+  auto unavailable = [&](const std::string& msg) {
+    conn_.reset();
+    return make_error(ec::database_unavailable,
+                      std::string{what} + ": " + msg);
+  };
+  try {
+    return f();
+  } catch (const pqxx::broken_connection& e) {
+    return unavailable(e.what());
+  } catch (const pqxx::in_doubt_error& e) {
+    // The commit may or may not have happened: never retry blindly.
+    return unavailable(std::string{"commit in doubt: "} + e.what());
+  } catch (const pqxx::sql_error& e) {
+    auto state = e.sqlstate();
+    // Class 08: connection exceptions; 57P0x: the server is shutting down.
+    if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0)
+      return unavailable(e.what());
+    if (conn_ && !conn_->c.is_open())
+      conn_.reset();
+    return make_error(ec::database_error, std::string{what} + ": "
+                                            + e.what() + " [" + state + "]");
+  } catch (const pqxx::failure& e) {
+    if (conn_ && !conn_->c.is_open())
+      return unavailable(e.what());
+    return make_error(ec::database_error, std::string{what} + ": " + e.what());
+  } catch (const std::exception& e) {
+    return make_error(ec::internal, std::string{what} + ": " + e.what());
+  }
+}
+
+caf::error job_store::ping() {
+  return guarded("ping", [&]() -> caf::error {
+    pqxx::nontransaction tx{conn()};
+    tx.exec("SELECT 1");
+    return caf::none;
+  });
+}
+
+caf::expected<std::vector<job>>
+job_store::insert_jobs(const std::vector<job_submission>& subs) {
+  return guarded("insert_jobs", [&]() -> caf::expected<std::vector<job>> {
+    std::vector<std::string> ids;
+    std::vector<std::string> names;
+    std::vector<std::string> params;
+    std::vector<std::optional<std::string>> descriptions;
+    std::vector<int32_t> priorities;
+    ids.reserve(subs.size());
+    for (auto& s : subs) {
+      ids.push_back(make_uuid());
+      names.push_back(s.pipeline_name);
+      params.push_back(s.parameters_json);
+      descriptions.push_back(s.description);
+      priorities.push_back(s.priority);
+    }
+    pqxx::work tx{conn()};
+    auto r = tx.exec_params(
+      "WITH ins AS ("
+      "  INSERT INTO jobs (id, pipeline_name, parameters, description, "
+      "                    priority)"
+      "  SELECT t.id, t.name, t.params::jsonb, t.descr, t.prio"
+      "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "
+      "              $5::int[]) WITH ORDINALITY "
+      "       AS t(id, name, params, descr, prio, ord)"
+      "  ORDER BY t.ord"
+      "  RETURNING id, created_at),"
+      " ev AS ("
+      "  INSERT INTO job_events (job_id, at, from_status, to_status, "
+      "                          attempt, message)"
+      "  SELECT id, created_at, NULL, 'pending', 0, 'submitted' FROM ins)"
+      "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins",
+      pg_array(ids), pg_array(names), pg_array(params),
+      pg_array(descriptions), pg_int_array(priorities));
+    tx.exec("SELECT pg_notify('orch_jobs', '')");
+    tx.commit();
+    std::map<std::string, micros> created;
+    for (const auto& row : r)
+      created.emplace(row[0].as<std::string>(), row[1].as<int64_t>());
+    std::vector<job> result;
+    result.reserve(subs.size());
+    for (size_t i = 0; i < subs.size(); ++i) {
+      job x;
+      x.id = ids[i];
+      x.pipeline_name = subs[i].pipeline_name;
+      x.parameters_json = subs[i].parameters_json;
+      x.description = subs[i].description;
+      x.priority = subs[i].priority;
+      x.created_at = x.updated_at = created[ids[i]];
+      result.push_back(std::move(x));
+    }
+    return result;
+  });
+}
+
+caf::expected<job> job_store::get_job(const std::string& id) {
+  return guarded("get_job", [&]() -> caf::expected<job> {
+    pqxx::read_transaction tx{conn()};
+    auto r = tx.exec_params(std::string{"SELECT "} + job_columns
+                              + " FROM jobs WHERE id = $1::uuid",
+                            id);
+    if (r.empty())
+      return make_error(ec::not_found, "no job with id " + id);
+    return read_job(r[0]);
+  });
+}
+
+caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
+  return guarded("list_jobs", [&]() -> caf::expected<job_page> {
+    std::vector<std::string> statuses;
+    for (auto s : filter.statuses)
+      statuses.emplace_back(to_string(s));
+    // Every variant binds all four parameters (PostgreSQL must be able to
+    // type each one); a filter's predicate is present only when the filter
+    // is, and the always-true references fold away at planning time.
+    std::string where = " WHERE $1::text[] IS NOT NULL AND $2::text IS NOT"
+                        " NULL AND $3::bigint IS NOT NULL AND $4::int > 0";
+    if (!statuses.empty())
+      where += statuses.size() == 1 ? " AND status = ($1::text[])[1]"
+                                    : " AND status = ANY($1::text[])";
+    if (filter.pipeline_name)
+      where += " AND pipeline_name = $2";
+    auto page_where = where;
+    if (filter.before_seq)
+      page_where += " AND seq < $3";
+    pqxx::read_transaction tx{conn()};
+    auto sarr = pg_array(statuses);
+    auto pname = filter.pipeline_name.value_or("");
+    auto before = filter.before_seq.value_or(0);
+    auto rows = tx.exec_params(
+      std::string{"SELECT "} + job_columns + " FROM jobs" + page_where
+        + " ORDER BY seq DESC LIMIT $4",
+      sarr, pname, before, filter.limit + 1);
+    auto count = tx.exec_params("SELECT count(*) FROM jobs" + where, sarr,
+                                pname, before, filter.limit + 1);
+    job_page page;
+    page.total = count[0][0].as<int64_t>();
+    auto n = std::min<size_t>(rows.size(), static_cast<size_t>(filter.limit));
+    page.jobs.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+      page.jobs.push_back(read_job(rows[i]));
+    if (rows.size() > n)
+      page.next_seq = rows[n - 1][13].as<int64_t>();
+    return page;
+  });
+}
+
+caf::expected<std::vector<claimed_job>>
+job_store::claim(size_t limit, const std::string& scheduler_id,
+                 std::chrono::milliseconds ttl) {
+  return guarded("claim", [&]() -> caf::expected<std::vector<claimed_job>> {
+    pqxx::work tx{conn()};
+    auto r = tx.exec_params(
+      "WITH c AS ("
+      "  SELECT id FROM jobs"
+      "  WHERE status = 'pending'"
+      "    AND (claimed_by IS NULL OR claim_expires_at < now())"
+      "  ORDER BY priority DESC, seq"
+      "  LIMIT $1::int"
+      "  FOR UPDATE SKIP LOCKED)"
+      "UPDATE jobs j SET claimed_by = $2,"
+      "  claim_expires_at = now() + $3::bigint * interval '1 millisecond'"
+      " FROM c WHERE j.id = c.id"
+      " RETURNING j.id::text, j.attempt, j.pipeline_name, j.parameters::text,"
+      "  j.priority, j.seq",
+      static_cast<int64_t>(limit), scheduler_id,
+      static_cast<int64_t>(ttl.count()));
+    tx.commit();
+    std::vector<claimed_job> result;
+    result.reserve(r.size());
+    for (const auto& row : r)
+      result.push_back(claimed_job{row[0].as<std::string>(),
+                                   row[1].as<int32_t>(),
+                                   row[2].as<std::string>(),
+                                   row[3].as<std::string>(),
+                                   row[4].as<int32_t>(),
+                                   row[5].as<int64_t>()});
+    std::sort(result.begin(), result.end(), [](auto& a, auto& b) {
+      return a.priority != b.priority ? a.priority > b.priority
+                                      : a.seq < b.seq;
+    });
+    return result;
+  });
+}
+
+caf::expected<batch_outcome>
+job_store::apply(const transition_batch& batch,
+                 const std::string& scheduler_id) {
+  return guarded("apply", [&]() -> caf::expected<batch_outcome> {
+    batch_outcome out;
+    pqxx::work tx{conn()};
+    auto collect = [](const pqxx::result& r, std::vector<std::string>& xs) {
+      for (const auto& row : r)
+        xs.push_back(row[0].as<std::string>());
+    };
+    if (!batch.starts.empty()) {
+      std::vector<std::string> ids, workers;
+      std::vector<int32_t> attempts;
+      std::vector<int64_t> ats;
+      for (auto& s : batch.starts) {
+        ids.push_back(s.job_id);
+        attempts.push_back(s.attempt);
+        workers.push_back(s.worker_id);
+        ats.push_back(s.at);
+      }
+      // Fenced: the job must still be pending, claimed by us, and on the
+      // attempt before this one.
+      collect(
+        tx.exec_params(
+          "WITH s AS ("
+          "  SELECT t.id, t.attempt, t.worker,"
+          "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
+          "  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::bigint[])"
+          "       AS t(id, attempt, worker, at)),"
+          " u AS ("
+          "  UPDATE jobs j SET status = 'running', attempt = s.attempt,"
+          "    worker_id = s.worker, started_at = greatest(s.at, j.created_at),"
+          "    updated_at = greatest(s.at, j.created_at), claimed_by = NULL,"
+          "    claim_expires_at = NULL, error_message = NULL"
+          "  FROM s WHERE j.id = s.id AND j.status = 'pending'"
+          "    AND j.attempt = s.attempt - 1 AND j.claimed_by = $5"
+          "  RETURNING j.id, j.attempt, j.worker_id, j.started_at),"
+          " ev AS ("
+          "  INSERT INTO job_events (job_id, at, from_status, to_status,"
+          "                          attempt, worker_id, message)"
+          "  SELECT id, started_at, 'pending', 'running', attempt, worker_id,"
+          "    'started on ' || worker_id FROM u)"
+          "SELECT id::text FROM u",
+          pg_array(ids), pg_int_array(attempts), pg_array(workers),
+          pg_int_array(ats), scheduler_id),
+        out.started);
+    }
+    if (!batch.finishes.empty()) {
+      std::vector<std::string> ids, statuses;
+      std::vector<std::optional<std::string>> errors;
+      std::vector<int32_t> attempts;
+      std::vector<int64_t> ats;
+      for (auto& f : batch.finishes) {
+        ids.push_back(f.job_id);
+        attempts.push_back(f.attempt);
+        statuses.emplace_back(f.ok ? "completed" : "failed");
+        errors.push_back(f.ok ? std::nullopt
+                              : std::optional<std::string>{f.error});
+        ats.push_back(f.at);
+      }
+      collect(
+        tx.exec_params(
+          "WITH s AS ("
+          "  SELECT t.id, t.attempt, t.status, t.error,"
+          "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
+          "  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[],"
+          "              $5::bigint[]) AS t(id, attempt, status, error, at)),"
+          " u AS ("
+          "  UPDATE jobs j SET status = s.status, error_message = s.error,"
+          "    completed_at = greatest(s.at, j.started_at),"
+          "    updated_at = greatest(s.at, j.started_at)"
+          "  FROM s WHERE j.id = s.id AND j.status = 'running'"
+          "    AND j.attempt = s.attempt"
+          "  RETURNING j.id, j.attempt, j.status, j.worker_id,"
+          "    j.completed_at, j.error_message),"
+          " ev AS ("
+          "  INSERT INTO job_events (job_id, at, from_status, to_status,"
+          "                          attempt, worker_id, message)"
+          "  SELECT id, completed_at, 'running', status, attempt, worker_id,"
+          "    coalesce(error_message, 'completed') FROM u)"
+          "SELECT id::text FROM u",
+          pg_array(ids), pg_int_array(attempts), pg_array(statuses),
+          pg_array(errors), pg_int_array(ats)),
+        out.finished);
+    }
+    if (!batch.requeues.empty()) {
+      std::vector<std::string> ids, workers, reasons;
+      std::vector<int32_t> attempts;
+      for (auto& q : batch.requeues) {
+        ids.push_back(q.job_id);
+        attempts.push_back(q.attempt);
+        workers.push_back(q.worker_id);
+        reasons.push_back(q.reason);
+      }
+      collect(
+        tx.exec_params(
+          "WITH s AS ("
+          "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[],"
+          "                       $4::text[]) AS t(id, attempt, worker, why)),"
+          " u AS ("
+          "  UPDATE jobs j SET status = 'pending', worker_id = NULL,"
+          "    started_at = NULL, updated_at = clock_timestamp(),"
+          "    claimed_by = NULL, claim_expires_at = NULL"
+          "  FROM s WHERE j.id = s.id AND j.status = 'running'"
+          "    AND j.attempt = s.attempt AND j.worker_id = s.worker"
+          "  RETURNING j.id, j.attempt, s.worker, s.why, j.updated_at),"
+          " ev AS ("
+          "  INSERT INTO job_events (job_id, at, from_status, to_status,"
+          "                          attempt, worker_id, message)"
+          "  SELECT id, updated_at, 'running', 'pending', attempt, worker,"
+          "    why FROM u)"
+          "SELECT id::text FROM u",
+          pg_array(ids), pg_int_array(attempts), pg_array(workers),
+          pg_array(reasons)),
+        out.requeued);
+    }
+    if (!batch.releases.empty())
+      tx.exec_params("UPDATE jobs SET claimed_by = NULL,"
+                     " claim_expires_at = NULL"
+                     " WHERE id = ANY($1::uuid[]) AND status = 'pending'"
+                     " AND claimed_by = $2",
+                     pg_array(batch.releases), scheduler_id);
+    tx.commit();
+    return out;
+  });
+}
+
+caf::error job_store::upsert_worker(const worker_row& w) {
+  return guarded("upsert_worker", [&]() -> caf::error {
+    pqxx::work tx{conn()};
+    tx.exec_params(
+      "INSERT INTO workers (id, host, slots, scheduler_id, node_id,"
+      "  connected_at, last_seen, disconnected_at)"
+      " VALUES ($1, $2, $3, $4, $5, " + ts_param(6) + ", " + ts_param(6)
+        + ", NULL)"
+          " ON CONFLICT (id) DO UPDATE SET host = excluded.host,"
+          "  slots = excluded.slots, scheduler_id = excluded.scheduler_id,"
+          "  node_id = excluded.node_id, connected_at = excluded.connected_at,"
+          "  last_seen = excluded.last_seen, disconnected_at = NULL",
+      w.id, w.host, w.slots, w.scheduler_id, w.node_id, w.connected_at);
+    tx.commit();
+    return caf::none;
+  });
+}
+
+caf::error job_store::disconnect_worker(const std::string& id,
+                                        const std::string& scheduler_id) {
+  return guarded("disconnect_worker", [&]() -> caf::error {
+    pqxx::work tx{conn()};
+    tx.exec_params("UPDATE workers SET disconnected_at = clock_timestamp()"
+                   " WHERE id = $1 AND scheduler_id = $2"
+                   " AND disconnected_at IS NULL",
+                   id, scheduler_id);
+    tx.commit();
+    return caf::none;
+  });
+}
+
+caf::error job_store::touch_workers(const std::vector<std::string>& ids,
+                                    const std::vector<micros>& last_seen,
+                                    const std::string& scheduler_id) {
+  if (ids.empty())
+    return caf::none;
+  return guarded("touch_workers", [&]() -> caf::error {
+    pqxx::work tx{conn()};
+    tx.exec_params(
+      "UPDATE workers w SET last_seen ="
+      "  timestamptz 'epoch' + t.at * interval '1 microsecond'"
+      " FROM unnest($1::text[], $2::bigint[]) AS t(id, at)"
+      " WHERE w.id = t.id AND w.scheduler_id = $3"
+      " AND w.disconnected_at IS NULL",
+      pg_array(ids), pg_int_array(last_seen), scheduler_id);
+    tx.commit();
+    return caf::none;
+  });
+}
+
+caf::expected<std::vector<worker_row>>
+job_store::list_workers(std::chrono::milliseconds stale_after) {
+  return guarded("list_workers",
+                 [&]() -> caf::expected<std::vector<worker_row>> {
+                   pqxx::read_transaction tx{conn()};
+                   auto r = tx.exec_params(
+                     "SELECT w.id, w.host, w.slots,"
+                     "  (SELECT count(*) FROM jobs j WHERE j.status ="
+                     "   'running' AND j.worker_id = w.id)::int,"
+                     "  w.scheduler_id, w.node_id, " ORCH_MICROS(
+                       "w.connected_at") ", " ORCH_MICROS("w.last_seen")
+                     " FROM workers w WHERE w.disconnected_at IS NULL"
+                     " AND w.last_seen > now() - $1::bigint"
+                     "  * interval '1 millisecond'"
+                     " ORDER BY w.id",
+                     static_cast<int64_t>(stale_after.count()));
+                   std::vector<worker_row> result;
+                   for (const auto& row : r)
+                     result.push_back(worker_row{
+                       row[0].as<std::string>(), row[1].as<std::string>(),
+                       row[2].as<int32_t>(), row[3].as<int32_t>(),
+                       row[4].as<std::string>(), row[5].as<std::string>(),
+                       row[6].as<int64_t>(), row[7].as<int64_t>()});
+                   return result;
+                 });
+}
+
+caf::expected<size_t> job_store::migrate(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> files;
+  std::error_code err;
+  for (auto& entry : fs::directory_iterator(dir, err))
+    if (entry.is_regular_file() && entry.path().extension() == ".sql")
+      files.push_back(entry.path());
+  if (err)
+    return make_error(ec::invalid_configuration,
+                      "cannot read migrations in " + dir + ": "
+                        + err.message());
+  std::sort(files.begin(), files.end());
+  return guarded("migrate", [&]() -> caf::expected<size_t> {
+    auto& c = conn();
+    // A session-level advisory lock serializes concurrent api-nodes; the
+    // second one waits, then finds everything applied.
+    constexpr int64_t lock_key = 0x6f72636801; // "orch" + 1
+    pqxx::nontransaction{c}.exec_params("SELECT pg_advisory_lock($1)",
+                                        lock_key);
+    struct unlock {
+      pqxx::connection_base& c;
+      ~unlock() {
+        try {
+          if (c.is_open())
+            pqxx::nontransaction{c}.exec(
+              "SELECT pg_advisory_unlock_all()");
+        } catch (...) {
+          // The session ends anyway; the lock goes with it.
+        }
+      }
+    } guard{c};
+    {
+      pqxx::work tx{c};
+      tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations ("
+              " version text PRIMARY KEY,"
+              " name text NOT NULL,"
+              " applied_at timestamptz NOT NULL DEFAULT now())");
+      tx.commit();
+    }
+    size_t applied = 0;
+    for (auto& file : files) {
+      auto stem = file.stem().string();
+      auto sep = stem.find('_');
+      auto version = stem.substr(0, sep);
+      auto name = sep == std::string::npos ? stem : stem.substr(sep + 1);
+      pqxx::work tx{c};
+      auto r = tx.exec_params(
+        "SELECT 1 FROM schema_migrations WHERE version = $1", version);
+      if (!r.empty())
+        continue;
+      std::ifstream in{file};
+      std::stringstream sql;
+      sql << in.rdbuf();
+      tx.exec(sql.str());
+      tx.exec_params(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+        version, name);
+      tx.commit();
+      spdlog::info("applied migration {}", file.filename().string());
+      ++applied;
+    }
+    return applied;
+  });
+}
+
+} // namespace orch::api

@@ -1,0 +1,205 @@
+#include "orch/api/node.hpp"
+
+#include "orch/api/db_pool.hpp"
+#include "orch/api/http_server.hpp"
+#include "orch/api/job_store.hpp"
+#include "orch/api/notifier.hpp"
+#include "orch/api/scheduler.hpp"
+#include "orch/config.hpp"
+#include "orch/defaults.hpp"
+#include "orch/error.hpp"
+#include "orch/job.hpp"
+#include "orch/logging.hpp"
+#include "orch/messages.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+#ifndef ORCH_VERSION
+#  define ORCH_VERSION "0.0.0"
+#endif
+#ifndef ORCH_MIGRATIONS_DIR
+#  define ORCH_MIGRATIONS_DIR "/usr/share/orch/migrations"
+#endif
+
+namespace orch::api {
+
+namespace {
+
+class node_config : public caf::actor_system_config {
+public:
+  explicit node_config(size_t threads) {
+    register_message_types(*this);
+    enable_heartbeats(*this);
+    load<caf::io::middleman>();
+    set("scheduler.max-threads", threads);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+options make_options() {
+  return options{
+    "api-node",
+    "orch api-node: the REST API, the job store and the scheduler that "
+    "dispatches jobs to worker-nodes.",
+    {
+      {"DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/orch",
+       "PostgreSQL connection URI"},
+      {"HTTP_HOST", "127.0.0.1", "address the REST API listens on"},
+      {"HTTP_PORT", std::to_string(defaults::http_port),
+       "REST API port; 0 picks a free one"},
+      {"HTTP_THREADS", "2", "HTTP reactor threads"},
+      {"DB_POOL_SIZE", std::to_string(defaults::db_pool_size),
+       "PostgreSQL connections for HTTP requests"},
+      {"SCHEDULER_HOST", "0.0.0.0",
+       "address the scheduler actor is published on (workers connect here)"},
+      {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
+       "CAF port of the scheduler; 0 picks a free one"},
+      {"LOG_LEVEL", "info", "trace, debug, info, warn, error or off"},
+      {"LOG_FORMAT", "text", "text or json"},
+      {"IMAGE_TAG", "unknown", "reported by GET /version"},
+      {"ECHO_MESSAGE", "Hello World", "reported by GET /"},
+      {"MIGRATIONS_DIR", ORCH_MIGRATIONS_DIR, "folder of NNNN_name.sql files"},
+      {"NO_MIGRATE", "", "skip applying migrations at startup", true},
+      {"MIGRATE_ONLY", "", "apply migrations, then exit", true},
+    }};
+}
+
+std::string make_scheduler_id() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return std::string{host} + "-" + std::to_string(getpid()) + "-"
+         + make_uuid().substr(0, 8);
+}
+
+int fail(const caf::error& err) {
+  spdlog::critical("{}", render(err));
+  return 1;
+}
+
+} // namespace
+
+int run_node(int argc, char** argv) {
+  // Block the shutdown signals before any thread starts, so that only the
+  // sigwait below receives them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto opts = make_options();
+  if (auto err = opts.parse(argc, argv)) {
+    std::cerr << "api-node: " << render(err) << "\n";
+    return 2;
+  }
+  if (opts.help_requested()) {
+    opts.print_help(std::cout);
+    return 0;
+  }
+  if (auto err = init_logging("api-node", opts.get("LOG_LEVEL"),
+                              opts.get("LOG_FORMAT"))) {
+    std::cerr << "api-node: " << render(err) << "\n";
+    return 2;
+  }
+  auto http_port = opts.get_int("HTTP_PORT", 0, 65535);
+  if (!http_port)
+    return fail(http_port.error());
+  auto http_threads = opts.get_int("HTTP_THREADS", 1, 256);
+  if (!http_threads)
+    return fail(http_threads.error());
+  auto pool_size = opts.get_int("DB_POOL_SIZE", 1, 256);
+  if (!pool_size)
+    return fail(pool_size.error());
+  auto sched_port = opts.get_int("SCHEDULER_PORT", 0, 65535);
+  if (!sched_port)
+    return fail(sched_port.error());
+  auto no_migrate = opts.get_bool("NO_MIGRATE");
+  if (!no_migrate)
+    return fail(no_migrate.error());
+  auto migrate_only = opts.get_bool("MIGRATE_ONLY");
+  if (!migrate_only)
+    return fail(migrate_only.error());
+  auto url = opts.get("DATABASE_URL");
+  spdlog::info("api-node {} starting", ORCH_VERSION);
+
+  if (!*no_migrate) {
+    job_store store{url};
+    // The database may still be starting (compose, CI): retry for a while.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+    for (auto delay = std::chrono::milliseconds{100};;) {
+      auto applied = store.migrate(opts.get("MIGRATIONS_DIR"));
+      if (applied) {
+        spdlog::info("migrations: {} applied, schema is current", *applied);
+        break;
+      }
+      if (code_of(applied.error()) != ec::database_unavailable
+          || std::chrono::steady_clock::now() > deadline)
+        return fail(applied.error());
+      spdlog::warn("migrations: {}; retrying", render(applied.error()));
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds{2000});
+    }
+  }
+  if (*migrate_only)
+    return 0;
+
+  node_config cfg{2};
+  caf::actor_system sys{cfg};
+  auto probe = std::make_shared<scheduler_probe>();
+  auto scheduler_id = make_scheduler_id();
+  auto scheduler = spawn_scheduler(sys, {url, scheduler_id, probe});
+  auto sched_host = opts.get("SCHEDULER_HOST");
+  auto bound = sys.middleman().publish(
+    scheduler, static_cast<uint16_t>(*sched_port),
+    sched_host.empty() ? nullptr : sched_host.c_str(), true);
+  if (!bound) {
+    caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+    return fail(make_error(ec::invalid_configuration,
+                           "cannot publish the scheduler on " + sched_host
+                             + ":" + std::to_string(*sched_port) + ": "
+                             + sys.render(bound.error())));
+  }
+  spdlog::info("scheduler listening on {}:{} (node {})", sched_host, *bound,
+               caf::to_string(sys.node()));
+
+  notifier listener{url, scheduler};
+  listener.start();
+  db_pool pool{sys, url, static_cast<size_t>(*pool_size), scheduler};
+  http_config hcfg;
+  hcfg.host = opts.get("HTTP_HOST");
+  hcfg.port = static_cast<uint16_t>(*http_port);
+  hcfg.threads = static_cast<size_t>(*http_threads);
+  hcfg.version = ORCH_VERSION;
+  hcfg.image_tag = opts.get("IMAGE_TAG");
+  hcfg.echo_message = opts.get("ECHO_MESSAGE");
+  http_server http{http_context{hcfg, &pool, scheduler, probe}};
+  auto port = http.start();
+  if (!port) {
+    listener.stop();
+    pool.stop();
+    caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+    return fail(port.error());
+  }
+  spdlog::info("http listening on {}:{}", hcfg.host, *port);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down", strsignal(sig));
+  http.stop();
+  listener.stop();
+  pool.stop();
+  caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+  sys.middleman().unpublish(scheduler, *bound);
+  spdlog::info("api-node stopped");
+  return 0;
+}
+
+} // namespace orch::api

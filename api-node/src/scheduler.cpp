@@ -1,0 +1,403 @@
+#include "orch/api/scheduler.hpp"
+
+#include "orch/api/job_store.hpp"
+#include "orch/defaults.hpp"
+#include "orch/error.hpp"
+#include "orch/messages.hpp"
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <unordered_map>
+
+namespace orch::api {
+
+namespace {
+
+struct worker_entry {
+  caf::actor handle;
+  std::string id;
+  std::string host;
+  uint32_t slots = 0;
+  caf::node_id node;
+  micros last_seen = 0;
+  /// Jobs sent to this worker: job id -> attempt.
+  std::unordered_map<std::string, int32_t> jobs;
+
+  size_t free_slots() const {
+    return jobs.size() >= slots ? 0 : slots - jobs.size();
+  }
+};
+
+struct scheduler_state {
+  static inline const char* name = "scheduler";
+
+  caf::event_based_actor* self = nullptr;
+  scheduler_config cfg;
+  std::unique_ptr<job_store> store;
+  std::map<caf::actor_addr, worker_entry> workers;
+  transition_batch batch;
+  bool flush_scheduled = false;
+  /// Whether pending jobs may exist that we have not tried to claim.
+  bool want_claim = true;
+
+  void set_db_ok(bool ok) {
+    if (cfg.probe)
+      cfg.probe->database_ok = ok;
+  }
+
+  void schedule_flush() {
+    if (!flush_scheduled) {
+      flush_scheduled = true;
+      self->send(self, flush_atom::value);
+    }
+  }
+
+  worker_entry* find_by_id(const std::string& id) {
+    for (auto& [addr, w] : workers)
+      if (w.id == id)
+        return &w;
+    return nullptr;
+  }
+
+  caf::result<std::string> on_register(worker_hello& hello) {
+    auto sender = caf::actor_cast<caf::actor>(self->current_sender());
+    if (!sender)
+      return make_error(ec::protocol_mismatch, "anonymous registration");
+    auto node = sender.node();
+    if (hello.protocol != protocol_version) {
+      spdlog::error("refused worker {} from {}: protocol version {}, ours is "
+                    "{}",
+                    hello.worker_id, caf::to_string(node), hello.protocol,
+                    protocol_version);
+      return make_error(ec::protocol_mismatch,
+                        "protocol version " + std::to_string(hello.protocol)
+                          + " is not supported; this scheduler speaks "
+                          + std::to_string(protocol_version));
+    }
+    if (hello.worker_id.empty() || hello.slots == 0) {
+      return make_error(ec::protocol_mismatch,
+                        "a worker needs an id and at least one slot");
+    }
+    if (auto i = workers.find(sender.address()); i != workers.end()) {
+      // A repeated hello on a live connection: idempotent.
+      return cfg.scheduler_id;
+    }
+    for (auto& [addr, w] : workers) {
+      if (w.id == hello.worker_id) {
+        spdlog::error("refused worker {} from node {}: a worker with this id "
+                      "is connected from node {}",
+                      hello.worker_id, caf::to_string(node),
+                      caf::to_string(w.node));
+        return make_error(ec::duplicate_worker,
+                          "worker id " + hello.worker_id
+                            + " is already connected");
+      }
+      if (w.node == node) {
+        spdlog::error("refused worker {}: its CAF node id {} is already "
+                      "connected as worker {}; two processes share a node "
+                      "id, which disables failure detection (give each "
+                      "container a distinct /etc/fstab root UUID)",
+                      hello.worker_id, caf::to_string(node), w.id);
+        return make_error(ec::duplicate_worker,
+                          "CAF node id " + caf::to_string(node)
+                            + " is already connected");
+      }
+    }
+    auto now = now_micros();
+    worker_row row{hello.worker_id, hello.host,
+                   static_cast<int32_t>(hello.slots), 0,
+                   cfg.scheduler_id, caf::to_string(node), now, now};
+    if (auto err = store->upsert_worker(row)) {
+      set_db_ok(false);
+      spdlog::warn("cannot register worker {}: {}", hello.worker_id,
+                   render(err));
+      return err;
+    }
+    set_db_ok(true);
+    self->monitor(sender);
+    worker_entry entry{sender, hello.worker_id, hello.host, hello.slots,
+                       node, now, {}};
+    for (auto& job : hello.inflight) {
+      spdlog::info("job {}: worker {} re-registered with attempt {} in "
+                   "flight; adopting it",
+                   job.job_id, hello.worker_id, job.attempt);
+      entry.jobs.emplace(job.job_id, job.attempt);
+    }
+    spdlog::info("worker {} registered from {} (node {}) with {} slots",
+                 hello.worker_id, hello.host, caf::to_string(node),
+                 hello.slots);
+    workers.emplace(sender.address(), std::move(entry));
+    want_claim = true;
+    schedule_flush();
+    return cfg.scheduler_id;
+  }
+
+  worker_entry* sender_entry() {
+    auto i = workers.find(caf::actor_cast<caf::actor_addr>(
+      self->current_sender()));
+    return i == workers.end() ? nullptr : &i->second;
+  }
+
+  void on_started(job_started& x) {
+    auto w = sender_entry();
+    if (w == nullptr) {
+      spdlog::warn("job {}: start report of attempt {} from unregistered "
+                   "worker {} ignored",
+                   x.job_id, x.attempt, x.worker_id);
+      return;
+    }
+    w->last_seen = now_micros();
+    batch.starts.push_back({x.job_id, x.attempt, w->id, x.at});
+    schedule_flush();
+  }
+
+  void on_finished(job_finished& x) {
+    auto w = sender_entry();
+    if (w == nullptr) {
+      spdlog::warn("job {}: result of attempt {} from unregistered worker {} "
+                   "ignored",
+                   x.job_id, x.attempt, x.worker_id);
+      return;
+    }
+    w->last_seen = now_micros();
+    w->jobs.erase(x.job_id);
+    batch.finishes.push_back({x.job_id, x.attempt, x.ok, x.error, x.at});
+    want_claim = true;
+    schedule_flush();
+  }
+
+  void on_down(const caf::down_msg& dm) {
+    auto i = workers.find(dm.source);
+    if (i == workers.end())
+      return;
+    auto& w = i->second;
+    auto reason = "worker " + w.id + " lost (" + render(dm.reason)
+                  + "); requeued";
+    spdlog::warn("worker {} is gone ({}); requeueing its {} jobs", w.id,
+                 render(dm.reason), w.jobs.size());
+    for (auto& [job_id, attempt] : w.jobs) {
+      spdlog::info("job {}: requeued, attempt {} was on lost worker {}",
+                   job_id, attempt, w.id);
+      batch.requeues.push_back({job_id, attempt, w.id, reason});
+      batch.releases.push_back(job_id);
+    }
+    if (auto err = store->disconnect_worker(w.id, cfg.scheduler_id))
+      spdlog::warn("cannot record that worker {} left: {}", w.id,
+                   render(err));
+    workers.erase(i);
+    schedule_flush();
+  }
+
+  void on_heartbeat(const std::string& worker_id) {
+    if (auto w = sender_entry(); w != nullptr)
+      w->last_seen = now_micros();
+    else
+      spdlog::debug("heartbeat from unregistered worker {}", worker_id);
+  }
+
+  void flush() {
+    flush_scheduled = false;
+    if (!batch.empty()) {
+      auto pending = std::move(batch);
+      batch = transition_batch{};
+      auto outcome = store->apply(pending, cfg.scheduler_id);
+      if (!outcome) {
+        set_db_ok(false);
+        spdlog::warn("cannot persist {} transitions, retrying: {}",
+                     pending.starts.size() + pending.finishes.size()
+                       + pending.requeues.size(),
+                     render(outcome.error()));
+        // Keep them, in order, ahead of anything that arrived meanwhile.
+        merge_front(std::move(pending));
+        self->delayed_send(self, defaults::db_reconnect_min,
+                           flush_atom::value);
+        flush_scheduled = true;
+        return;
+      }
+      set_db_ok(true);
+      report(pending, *outcome);
+    }
+    dispatch();
+  }
+
+  void merge_front(transition_batch&& older) {
+    auto prepend = [](auto& dst, auto&& src) {
+      src.insert(src.end(), std::make_move_iterator(dst.begin()),
+                 std::make_move_iterator(dst.end()));
+      dst = std::move(src);
+    };
+    prepend(batch.starts, std::move(older.starts));
+    prepend(batch.finishes, std::move(older.finishes));
+    prepend(batch.requeues, std::move(older.requeues));
+    prepend(batch.releases, std::move(older.releases));
+  }
+
+  void report(const transition_batch& done, const batch_outcome& outcome) {
+    auto contains = [](const std::vector<std::string>& xs,
+                       const std::string& x) {
+      return std::find(xs.begin(), xs.end(), x) != xs.end();
+    };
+    for (auto& s : done.starts) {
+      if (contains(outcome.started, s.job_id))
+        spdlog::debug("job {}: running, attempt {} on {}", s.job_id,
+                      s.attempt, s.worker_id);
+      else
+        spdlog::warn("job {}: stale start of attempt {} on {} rejected",
+                     s.job_id, s.attempt, s.worker_id);
+    }
+    for (auto& f : done.finishes) {
+      if (contains(outcome.finished, f.job_id))
+        spdlog::debug("job {}: {}, attempt {}", f.job_id,
+                      f.ok ? "completed" : "failed", f.attempt);
+      else
+        spdlog::warn("job {}: stale result of attempt {} rejected", f.job_id,
+                     f.attempt);
+    }
+  }
+
+  size_t free_slots() const {
+    size_t n = 0;
+    for (auto& [addr, w] : workers)
+      n += w.free_slots();
+    return n;
+  }
+
+  // Claims as many pending jobs as there are free slots and sends them out.
+  void dispatch() {
+    while (want_claim) {
+      auto free = free_slots();
+      if (free == 0)
+        return;
+      auto limit = std::min(free, defaults::max_claim_batch);
+      auto claimed = store->claim(limit, cfg.scheduler_id, defaults::claim_ttl);
+      if (!claimed) {
+        set_db_ok(false);
+        spdlog::warn("cannot claim jobs: {}", render(claimed.error()));
+        return; // The sweep tries again.
+      }
+      set_db_ok(true);
+      if (claimed->size() < limit)
+        want_claim = false;
+      for (auto& job : *claimed)
+        assign(job);
+    }
+  }
+
+  void assign(claimed_job& job) {
+    // The worker with the most free slots takes the job.
+    worker_entry* best = nullptr;
+    for (auto& [addr, w] : workers)
+      if (best == nullptr || w.free_slots() > best->free_slots())
+        best = &w;
+    if (best == nullptr || best->free_slots() == 0) {
+      batch.releases.push_back(job.id);
+      schedule_flush();
+      return;
+    }
+    auto attempt = job.attempt + 1;
+    best->jobs.emplace(job.id, attempt);
+    spdlog::debug("job {}: dispatched to {} as attempt {}", job.id, best->id,
+                  attempt);
+    self->send(best->handle,
+               job_assignment{job.id, attempt, std::move(job.pipeline_name),
+                              std::move(job.parameters_json)});
+  }
+
+  void sweep() {
+    std::vector<std::string> ids;
+    std::vector<micros> seen;
+    for (auto& [addr, w] : workers) {
+      ids.push_back(w.id);
+      seen.push_back(w.last_seen);
+    }
+    if (auto err = store->touch_workers(ids, seen, cfg.scheduler_id)) {
+      set_db_ok(false);
+      spdlog::warn("cannot record worker liveness: {}", render(err));
+    } else {
+      set_db_ok(true);
+    }
+    want_claim = true;
+    schedule_flush();
+  }
+};
+
+caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
+                              scheduler_config cfg) {
+  auto& st = self->state;
+  st.self = self;
+  st.cfg = std::move(cfg);
+  st.store = std::make_unique<job_store>(st.cfg.database_url);
+  if (auto err = st.store->ping()) {
+    spdlog::warn("scheduler: database not reachable yet: {}", render(err));
+  } else {
+    st.set_db_ok(true);
+  }
+  if (st.cfg.probe)
+    st.cfg.probe->running = true;
+  self->attach_functor([probe = st.cfg.probe] {
+    if (probe)
+      probe->running = false;
+  });
+  self->set_down_handler([self](caf::down_msg& dm) {
+    self->state.on_down(dm);
+  });
+  self->set_default_handler(
+    [](caf::scheduled_actor* ptr,
+       caf::message_view& x) -> caf::result<caf::message> {
+      auto sender = ptr->current_sender();
+      spdlog::error("scheduler: refused a message it does not understand "
+                    "from {} ({}); is that worker built for another "
+                    "protocol version? ours is {}",
+                    sender ? caf::to_string(sender->node()) : "anonymous",
+                    caf::to_string(x.content()), protocol_version);
+      return caf::sec::unexpected_message;
+    });
+  self->set_error_handler([](caf::error& err) {
+    spdlog::warn("scheduler: error message: {}", render(err));
+  });
+  self->set_exception_handler([](caf::scheduled_actor*,
+                                 std::exception_ptr& eptr) -> caf::error {
+    try {
+      std::rethrow_exception(eptr);
+    } catch (const std::exception& e) {
+      spdlog::critical("scheduler: unhandled exception: {}", e.what());
+    }
+    return make_error(ec::internal, "unhandled exception in scheduler");
+  });
+  self->delayed_send(self, defaults::sweep_interval, tick_atom::value);
+  spdlog::info("scheduler {} started", st.cfg.scheduler_id);
+  return {
+    [self](register_atom, worker_hello& hello) -> caf::result<std::string> {
+      return self->state.on_register(hello);
+    },
+    [self](job_started& x) { self->state.on_started(x); },
+    [self](job_finished& x) { self->state.on_finished(x); },
+    [self](job_log& x) {
+      for (auto& line : x.lines)
+        spdlog::debug("job {}: [{}] {}", x.job_id, x.stream, line);
+    },
+    [self](heartbeat_atom, const std::string& worker_id) {
+      self->state.on_heartbeat(worker_id);
+    },
+    [self](wake_atom) {
+      self->state.want_claim = true;
+      self->state.schedule_flush();
+    },
+    [self](flush_atom) { self->state.flush(); },
+    [self](tick_atom) {
+      self->state.sweep();
+      self->delayed_send(self, defaults::sweep_interval, tick_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+caf::actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg) {
+  return sys.spawn<caf::detached>(scheduler_actor, std::move(cfg));
+}
+
+} // namespace orch::api

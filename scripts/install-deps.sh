@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages orch needs to build, test and run locally.
+# Used by the README's commands, by .ci/run and by the Dockerfile's build stage,
+# so all three install exactly the same things.
+#
+#   scripts/install-deps.sh           build + test + local-run dependencies
+#   scripts/install-deps.sh --runtime only the shared libraries the binaries need
+set -euo pipefail
+
+build_pkgs=(
+  g++ cmake ninja-build pkg-config ccache make
+  libcaf-dev libpistache-dev libpqxx-dev libspdlog-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev
+  postgresql-15 postgresql-client-15 curl ca-certificates procps
+)
+runtime_pkgs=(
+  libcaf-core0.17 libcaf-io0.17 libpistache0 libpqxx-6.4 libspdlog1.10
+  libfmt9 libpq5 ca-certificates curl
+)
+
+if [[ "${1:-}" == "--runtime" ]]; then
+  pkgs=("${runtime_pkgs[@]}")
+else
+  pkgs=("${build_pkgs[@]}")
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+sudo_cmd=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo_cmd=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+"${sudo_cmd[@]}" apt-get update -qq
+DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq \
+  --no-install-recommends "${missing[@]}" >/dev/null

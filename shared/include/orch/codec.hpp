@@ -1,0 +1,32 @@
+#pragma once
+
+#include "orch/job.hpp"
+
+#include <caf/expected.hpp>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+#include <string_view>
+
+/// JSON codec and validation of the REST payloads. Errors are `ec` values:
+/// `malformed_json` for text that is not JSON, `validation_failed` (with field
+/// errors) for JSON that breaks a rule.
+namespace orch::codec {
+
+/// Parses and validates a `POST /jobs` body.
+caf::expected<job_submission> parse_submission(std::string_view body);
+
+/// Renders a job in the REST shape.
+nlohmann::json to_json(const job& x);
+
+/// Returns an opaque cursor for the keyset position `seq`.
+std::string encode_cursor(int64_t seq);
+
+/// Decodes a cursor made by `encode_cursor`; `validation_failed` otherwise.
+caf::expected<int64_t> decode_cursor(std::string_view cursor);
+
+/// Returns the number of Unicode code points of the UTF-8 string `str`.
+size_t utf8_length(std::string_view str);
+
+} // namespace orch::codec

@@ -1,0 +1,100 @@
+#pragma once
+
+#include "orch/time.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace orch {
+
+/// The life of a job. Every change is one database transition with one
+/// `job_events` row.
+///
+///            submit
+///              |
+///              v        claim + start (attempt += 1)
+///          +-------+ --------------------------> +---------+
+///          |pending|                              | running |
+///          +-------+ <-------------------------- +---------+
+///              |       worker lost (requeue)       |      |
+///              |                                   | ok   | error
+///              |                                   v      v
+///              |                          +---------+  +------+
+///              +-----> cancelled          |completed|  |failed|
+///                                         +---------+  +------+
+///
+/// `completed`, `failed` and `cancelled` are terminal.
+enum class job_status : uint8_t {
+  pending,
+  running,
+  completed,
+  failed,
+  cancelled,
+};
+
+/// Returns the lower-case name used in JSON and in the database.
+const char* to_string(job_status x);
+
+/// Parses a status name; returns nothing for unknown names.
+std::optional<job_status> parse_job_status(std::string_view str);
+
+/// Returns whether `x` is final.
+constexpr bool is_terminal(job_status x) {
+  return x == job_status::completed || x == job_status::failed
+         || x == job_status::cancelled;
+}
+
+/// A validated `POST /jobs` body.
+struct job_submission {
+  std::string pipeline_name;
+  /// The `parameters` object, serialized as compact JSON.
+  std::string parameters_json = "{}";
+  std::optional<std::string> description;
+  int32_t priority = 0;
+};
+
+/// A job as stored.
+struct job {
+  std::string id;
+  job_status status = job_status::pending;
+  std::string pipeline_name;
+  std::string parameters_json = "{}";
+  std::optional<std::string> description;
+  int32_t priority = 0;
+  int32_t attempt = 0;
+  std::optional<std::string> worker_id;
+  micros created_at = 0;
+  micros updated_at = 0;
+  std::optional<micros> started_at;
+  std::optional<micros> completed_at;
+  std::optional<std::string> error_message;
+};
+
+/// Filters and page of `GET /jobs`.
+struct job_filter {
+  std::vector<job_status> statuses;
+  std::optional<std::string> pipeline_name;
+  int32_t limit = 100;
+  /// Keyset position: only jobs older than this submission sequence.
+  std::optional<int64_t> before_seq;
+};
+
+/// One page of `GET /jobs`, newest first.
+struct job_page {
+  std::vector<job> jobs;
+  int64_t total = 0;
+  /// Sequence of the last job on this page when more follow.
+  std::optional<int64_t> next_seq;
+};
+
+/// Returns a random (version 4) UUID in canonical lower-case form.
+std::string make_uuid();
+
+/// Returns whether `str` is a UUID in canonical 8-4-4-4-12 hex form (any
+/// case).
+bool is_uuid(std::string_view str);
+
+} // namespace orch

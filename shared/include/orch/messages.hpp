@@ -1,0 +1,141 @@
+#pragma once
+
+// The actor protocol between the api-node's scheduler and worker-nodes.
+// Every node registers exactly these types (`register_message_types`), under
+// names that carry the protocol version. A peer built with other types sees
+// our messages as unknown and is refused, never crashed.
+//
+// Worker                                   Scheduler
+//   | -- (register_atom, worker_hello) -----> |  monitor, persist worker
+//   | <------------ (ok_atom, scheduler_id) - |  or an error: refused
+//   | <------------------- job_assignment --- |  claimed in Postgres first
+//   | -- job_started ----------------------> |  pending -> running
+//   | -- job_log ---------------------------> |  (optional, any number)
+//   | -- job_finished ----------------------> |  running -> completed|failed
+//   | -- (heartbeat_atom, worker_id, running) |  every few seconds
+//
+// Every report names the job's attempt. The scheduler applies it only while
+// that attempt still owns the job in Postgres (fencing), so a report from a
+// worker that was presumed dead never overwrites a newer attempt.
+
+#include <caf/actor_system_config.hpp>
+#include <caf/atom.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace orch {
+
+/// Bumped on every incompatible change of the types below.
+inline constexpr uint32_t protocol_version = 1;
+
+using register_atom = caf::atom_constant<caf::atom("register")>;
+using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
+using mock_done_atom = caf::atom_constant<caf::atom("mock_done")>;
+
+/// A job a worker is running, as reported when it (re-)registers.
+struct inflight_job {
+  std::string job_id;
+  int32_t attempt = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inflight_job& x) {
+  return f(caf::meta::type_name("orch.v1.inflight_job"), x.job_id, x.attempt);
+}
+
+/// The first message of a worker to a scheduler.
+struct worker_hello {
+  uint32_t protocol = protocol_version;
+  std::string worker_id;
+  std::string host;
+  uint32_t slots = 1;
+  /// Executors this worker can run, e.g. "mock".
+  std::vector<std::string> executors;
+  /// Jobs still running on this worker from an earlier connection.
+  std::vector<inflight_job> inflight;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_hello& x) {
+  return f(caf::meta::type_name("orch.v1.worker_hello"), x.protocol,
+           x.worker_id, x.host, x.slots, x.executors, x.inflight);
+}
+
+/// A claimed job, sent by the scheduler to one worker.
+struct job_assignment {
+  std::string job_id;
+  /// The attempt this run is; reports must carry it.
+  int32_t attempt = 0;
+  std::string pipeline_name;
+  std::string parameters_json;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_assignment& x) {
+  return f(caf::meta::type_name("orch.v1.job_assignment"), x.job_id,
+           x.attempt, x.pipeline_name, x.parameters_json);
+}
+
+/// The worker started the job's executor.
+struct job_started {
+  std::string job_id;
+  int32_t attempt = 0;
+  std::string worker_id;
+  /// Microseconds since the epoch, on the worker's clock.
+  int64_t at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_started& x) {
+  return f(caf::meta::type_name("orch.v1.job_started"), x.job_id, x.attempt,
+           x.worker_id, x.at);
+}
+
+/// Output lines of a running job.
+struct job_log {
+  std::string job_id;
+  int32_t attempt = 0;
+  /// "stdout" or "stderr".
+  std::string stream;
+  std::vector<std::string> lines;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_log& x) {
+  return f(caf::meta::type_name("orch.v1.job_log"), x.job_id, x.attempt,
+           x.stream, x.lines);
+}
+
+/// The job's executor ended.
+struct job_finished {
+  std::string job_id;
+  int32_t attempt = 0;
+  std::string worker_id;
+  bool ok = false;
+  /// Why it failed; empty when `ok`.
+  std::string error;
+  int64_t at = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_finished& x) {
+  return f(caf::meta::type_name("orch.v1.job_finished"), x.job_id, x.attempt,
+           x.worker_id, x.ok, x.error, x.at);
+}
+
+/// Registers every message type and our error category with `cfg`. Every
+/// node calls this, so that all nodes agree on the types.
+void register_message_types(caf::actor_system_config& cfg);
+
+/// Sets CAF's middleman heartbeats and connection timeout (off by default
+/// in CAF 0.17), so that a hung peer is noticed. Every node calls this.
+void enable_heartbeats(caf::actor_system_config& cfg);
+
+} // namespace orch

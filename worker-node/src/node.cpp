@@ -1,0 +1,124 @@
+#include "orch/worker/node.hpp"
+
+#include "orch/config.hpp"
+#include "orch/defaults.hpp"
+#include "orch/error.hpp"
+#include "orch/logging.hpp"
+#include "orch/messages.hpp"
+#include "orch/worker/worker.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+#include <unistd.h>
+
+namespace orch::worker {
+
+namespace {
+
+class node_config : public caf::actor_system_config {
+public:
+  node_config() {
+    register_message_types(*this);
+    enable_heartbeats(*this);
+    load<caf::io::middleman>();
+    set("scheduler.max-threads", 1);
+    set("logger.verbosity", caf::atom("quiet"));
+  }
+};
+
+std::string hostname() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  return host;
+}
+
+int fail(const caf::error& err) {
+  spdlog::critical("{}", render(err));
+  return 1;
+}
+
+} // namespace
+
+int run_node(int argc, char** argv) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  auto cpus = std::max(1u, std::thread::hardware_concurrency());
+  options opts{
+    "worker-node",
+    "orch worker-node: connects to an api-node's scheduler and runs the jobs "
+    "it assigns.",
+    {
+      {"SCHEDULER_HOST", "127.0.0.1", "address of an api-node's scheduler"},
+      {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
+       "CAF port of the scheduler"},
+      {"WORKER_ID", "", "unique name of this worker (default: hostname-pid)"},
+      {"WORKER_SLOTS", std::to_string(cpus), "jobs run at once"},
+      {"LOG_LEVEL", "info", "trace, debug, info, warn, error or off"},
+      {"LOG_FORMAT", "text", "text or json"},
+      {"MOCK_MIN_SECONDS", "10", "shortest mock run"},
+      {"MOCK_MAX_SECONDS", "30", "longest mock run"},
+      {"MOCK_SUCCESS_RATE", "0.8", "probability that a mock run succeeds"},
+    }};
+  if (auto err = opts.parse(argc, argv)) {
+    std::cerr << "worker-node: " << render(err) << "\n";
+    return 2;
+  }
+  if (opts.help_requested()) {
+    opts.print_help(std::cout);
+    return 0;
+  }
+  if (auto err = init_logging("worker-node", opts.get("LOG_LEVEL"),
+                              opts.get("LOG_FORMAT"))) {
+    std::cerr << "worker-node: " << render(err) << "\n";
+    return 2;
+  }
+  worker_config cfg;
+  cfg.scheduler_host = opts.get("SCHEDULER_HOST");
+  auto port = opts.get_int("SCHEDULER_PORT", 1, 65535);
+  if (!port)
+    return fail(port.error());
+  cfg.scheduler_port = static_cast<uint16_t>(*port);
+  cfg.host = hostname();
+  cfg.worker_id = opts.get("WORKER_ID");
+  if (cfg.worker_id.empty())
+    cfg.worker_id = cfg.host + "-" + std::to_string(getpid());
+  auto slots = opts.get_int("WORKER_SLOTS", 1, 100000);
+  if (!slots)
+    return fail(slots.error());
+  cfg.slots = static_cast<uint32_t>(*slots);
+  auto min_s = opts.get_double("MOCK_MIN_SECONDS", 0, 1e7);
+  if (!min_s)
+    return fail(min_s.error());
+  auto max_s = opts.get_double("MOCK_MAX_SECONDS", 0, 1e7);
+  if (!max_s)
+    return fail(max_s.error());
+  auto rate = opts.get_double("MOCK_SUCCESS_RATE", 0, 1);
+  if (!rate)
+    return fail(rate.error());
+  cfg.mock = mock_config{*min_s, *max_s, *rate};
+
+  node_config ccfg;
+  caf::actor_system sys{ccfg};
+  spdlog::info("worker-node {} starting: node {}, {} slots, scheduler {}:{}",
+               cfg.worker_id, caf::to_string(sys.node()), cfg.slots,
+               cfg.scheduler_host, cfg.scheduler_port);
+  auto worker = spawn_worker(sys, cfg);
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("received {}, shutting down", strsignal(sig));
+  caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+  return 0;
+}
+
+} // namespace orch::worker
