@@ -1,5 +1,6 @@
 #include "orch/api/scheduler.hpp"
 
+#include "orch/api/dispatch.hpp"
 #include "orch/api/job_store.hpp"
 #include "orch/defaults.hpp"
 #include "orch/error.hpp"
@@ -11,6 +12,7 @@
 #include <algorithm>
 #include <map>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace orch::api {
 
@@ -236,12 +238,12 @@ struct scheduler_state {
   }
 
   void report(const transition_batch& done, const batch_outcome& outcome) {
-    auto contains = [](const std::vector<std::string>& xs,
-                       const std::string& x) {
-      return std::find(xs.begin(), xs.end(), x) != xs.end();
-    };
+    std::unordered_set<std::string> started{outcome.started.begin(),
+                                            outcome.started.end()};
+    std::unordered_set<std::string> finished{outcome.finished.begin(),
+                                             outcome.finished.end()};
     for (auto& s : done.starts) {
-      if (contains(outcome.started, s.job_id))
+      if (started.count(s.job_id) > 0)
         spdlog::debug("job {}: running, attempt {} on {}", s.job_id,
                       s.attempt, s.worker_id);
       else
@@ -249,7 +251,7 @@ struct scheduler_state {
                      s.job_id, s.attempt, s.worker_id);
     }
     for (auto& f : done.finishes) {
-      if (contains(outcome.finished, f.job_id))
+      if (finished.count(f.job_id) > 0)
         spdlog::debug("job {}: {}, attempt {}", f.job_id,
                       f.ok ? "completed" : "failed", f.attempt);
       else
@@ -281,29 +283,34 @@ struct scheduler_state {
       set_db_ok(true);
       if (claimed->size() < limit)
         want_claim = false;
-      for (auto& job : *claimed)
-        assign(job);
+      assign(*claimed);
     }
   }
 
-  void assign(claimed_job& job) {
-    // The worker with the most free slots takes the job.
-    worker_entry* best = nullptr;
-    for (auto& [addr, w] : workers)
-      if (best == nullptr || w.free_slots() > best->free_slots())
-        best = &w;
-    if (best == nullptr || best->free_slots() == 0) {
-      batch.releases.push_back(job.id);
-      schedule_flush();
-      return;
+  void assign(std::vector<claimed_job>& jobs) {
+    std::vector<worker_entry*> order;
+    std::vector<size_t> free;
+    for (auto& [addr, w] : workers) {
+      order.push_back(&w);
+      free.push_back(w.free_slots());
     }
-    auto attempt = job.attempt + 1;
-    best->jobs.emplace(job.id, attempt);
-    spdlog::debug("job {}: dispatched to {} as attempt {}", job.id, best->id,
-                  attempt);
-    self->send(best->handle,
-               job_assignment{job.id, attempt, std::move(job.pipeline_name),
-                              std::move(job.parameters_json)});
+    auto plan = plan_dispatch(std::move(free), jobs.size());
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      auto& job = jobs[i];
+      if (plan[i] == npos) {
+        batch.releases.push_back(job.id);
+        schedule_flush();
+        continue;
+      }
+      auto* w = order[plan[i]];
+      auto attempt = job.attempt + 1;
+      w->jobs.emplace(job.id, attempt);
+      spdlog::debug("job {}: dispatched to {} as attempt {}", job.id, w->id,
+                    attempt);
+      self->send(w->handle,
+                 job_assignment{job.id, attempt, std::move(job.pipeline_name),
+                                std::move(job.parameters_json)});
+    }
   }
 
   void sweep() {

@@ -33,8 +33,9 @@ const char* type_name(const json& x) {
 
 // Checks nesting depth and that no string holds a NUL character (PostgreSQL
 // cannot store one). Returns an error message or an empty string.
+// `depth` counts containers: the parameters object itself is level 1.
 std::string check_value(const json& x, size_t depth) {
-  if (depth > defaults::max_parameters_depth)
+  if ((x.is_object() || x.is_array()) && depth > defaults::max_parameters_depth)
     return "must not nest deeper than "
            + std::to_string(defaults::max_parameters_depth) + " levels";
   if (x.is_string()) {

@@ -1,0 +1,18 @@
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+namespace orch::api {
+
+/// Decides which worker takes each of `jobs` claimed jobs, given each
+/// worker's free slots (in the scheduler's worker order). Each job goes to
+/// the worker with the most free slots at that moment, the first such worker
+/// on ties, which spreads load evenly. Returns one worker index per job, or
+/// `npos` when no slot is left (the job's claim is then released).
+std::vector<size_t> plan_dispatch(std::vector<size_t> free_slots,
+                                  size_t jobs);
+
+inline constexpr size_t npos = static_cast<size_t>(-1);
+
+} // namespace orch::api

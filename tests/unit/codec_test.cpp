@@ -1,0 +1,196 @@
+#include "orch/codec.hpp"
+#include "orch/error.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <regex>
+
+using namespace orch;
+
+namespace {
+
+caf::error parse_error(const std::string& body) {
+  auto r = codec::parse_submission(body);
+  EXPECT_FALSE(r) << "accepted: " << body;
+  return r ? caf::error{} : r.error();
+}
+
+// Asserts that `body` is rejected as invalid and names `field`.
+void expect_invalid(const std::string& body, const std::string& field) {
+  auto err = parse_error(body);
+  ASSERT_EQ(code_of(err), ec::validation_failed) << body;
+  auto fields = field_errors_of(err);
+  ASSERT_FALSE(fields.empty()) << body;
+  bool found = false;
+  for (auto& fe : fields)
+    found = found || fe.field == field;
+  EXPECT_TRUE(found) << body << " does not name " << field << ": "
+                     << render(err);
+}
+
+} // namespace
+
+TEST(codec, accepts_minimal_submission_with_defaults) {
+  auto r = codec::parse_submission(R"({"pipeline_name":"rna-seq_v1.2"})");
+  ASSERT_TRUE(r) << render(r.error());
+  EXPECT_EQ(r->pipeline_name, "rna-seq_v1.2");
+  EXPECT_EQ(r->parameters_json, "{}");
+  EXPECT_FALSE(r->description);
+  EXPECT_EQ(r->priority, 0);
+}
+
+TEST(codec, accepts_full_submission) {
+  auto r = codec::parse_submission(
+    R"({"pipeline_name":"x","parameters":{"a":[1,2,{"b":null}],"s":"'; DROP TABLE jobs;--"},
+        "description":"héllo ✓","priority":-1000})");
+  ASSERT_TRUE(r) << render(r.error());
+  EXPECT_EQ(nlohmann::json::parse(r->parameters_json)["s"],
+            "'; DROP TABLE jobs;--");
+  EXPECT_EQ(*r->description, "héllo ✓");
+  EXPECT_EQ(r->priority, -1000);
+  EXPECT_TRUE(codec::parse_submission(
+    R"({"pipeline_name":"x","description":null,"priority":1000})"));
+}
+
+TEST(codec, malformed_json_is_its_own_error) {
+  for (auto body : {"", "{", "{\"pipeline_name\":}", "nope", "{\"a\":1,}",
+                    "\xff\xfe"})
+    EXPECT_EQ(code_of(parse_error(body)), ec::malformed_json) << body;
+}
+
+TEST(codec, rejects_non_objects) {
+  expect_invalid("[]", "body");
+  expect_invalid("42", "body");
+  expect_invalid("null", "body");
+}
+
+TEST(codec, pipeline_name_rules) {
+  expect_invalid("{}", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":""})", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":7})", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":null})", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":"a b"})", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":"a/b"})", "pipeline_name");
+  expect_invalid(R"({"pipeline_name":"é"})", "pipeline_name");
+  EXPECT_TRUE(codec::parse_submission(
+    R"({"pipeline_name":")" + std::string(128, 'a') + "\"}"));
+  expect_invalid(R"({"pipeline_name":")" + std::string(129, 'a') + "\"}",
+                 "pipeline_name");
+}
+
+TEST(codec, parameters_rules) {
+  expect_invalid(R"({"pipeline_name":"x","parameters":[]})", "parameters");
+  expect_invalid(R"({"pipeline_name":"x","parameters":"a"})", "parameters");
+  expect_invalid(R"({"pipeline_name":"x","parameters":null})", "parameters");
+  expect_invalid(R"({"pipeline_name":"x","parameters":{"a":"\u0000"}})",
+                 "parameters");
+  // 64 KiB serialized is the limit.
+  auto fits = std::string(64 * 1024 - 8, 'a'); // {"k":"..."} adds 8 bytes
+  EXPECT_TRUE(codec::parse_submission(R"({"pipeline_name":"x","parameters":{"k":")"
+                                      + fits + "\"}}"));
+  expect_invalid(R"({"pipeline_name":"x","parameters":{"k":")" + fits
+                   + "a\"}}",
+                 "parameters");
+  // Nesting: 32 levels including the parameters object itself.
+  std::string deep = "1";
+  for (int i = 0; i < 31; ++i)
+    deep = "[" + deep + "]";
+  EXPECT_TRUE(codec::parse_submission(
+    R"({"pipeline_name":"x","parameters":{"a":)" + deep + "}}"));
+  expect_invalid(R"({"pipeline_name":"x","parameters":{"a":[)" + deep + "]}}",
+                 "parameters");
+}
+
+TEST(codec, description_rules) {
+  expect_invalid(R"({"pipeline_name":"x","description":5})", "description");
+  std::string ok;
+  for (int i = 0; i < 4096; ++i)
+    ok += "✓"; // 3 bytes, one character
+  EXPECT_TRUE(codec::parse_submission(R"({"pipeline_name":"x","description":")"
+                                      + ok + "\"}"));
+  expect_invalid(R"({"pipeline_name":"x","description":")" + ok + "a\"}",
+                 "description");
+}
+
+TEST(codec, priority_rules) {
+  expect_invalid(R"({"pipeline_name":"x","priority":1001})", "priority");
+  expect_invalid(R"({"pipeline_name":"x","priority":-1001})", "priority");
+  expect_invalid(R"({"pipeline_name":"x","priority":1.5})", "priority");
+  expect_invalid(R"({"pipeline_name":"x","priority":"1"})", "priority");
+  expect_invalid(R"({"pipeline_name":"x","priority":null})", "priority");
+  expect_invalid(R"({"pipeline_name":"x","priority":18446744073709551615})",
+                 "priority");
+}
+
+TEST(codec, unknown_fields_are_named) {
+  expect_invalid(R"({"pipeline_name":"x","pipeline":"y"})", "pipeline");
+}
+
+TEST(codec, reports_every_broken_field) {
+  auto err = parse_error(R"({"priority":5000,"extra":1})");
+  auto fields = field_errors_of(err);
+  EXPECT_EQ(fields.size(), 3u) << render(err);
+}
+
+TEST(codec, job_json_shape) {
+  job x;
+  x.id = "0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a00";
+  x.pipeline_name = "p";
+  x.parameters_json = R"({"n":1})";
+  x.created_at = 1700000000123456;
+  x.updated_at = 1700000000123999;
+  x.started_at = 1700000001000000;
+  auto j = codec::to_json(x);
+  EXPECT_EQ(j["status"], "pending");
+  EXPECT_EQ(j["attempt"], 0);
+  EXPECT_EQ(j["parameters"]["n"], 1);
+  EXPECT_EQ(j["created_at"], "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(j["started_at"], "2023-11-14T22:13:21.000Z");
+  EXPECT_TRUE(j["completed_at"].is_null());
+  EXPECT_TRUE(j["worker_id"].is_null());
+  EXPECT_TRUE(j["error_message"].is_null());
+  EXPECT_TRUE(j["description"].is_null());
+  for (auto key : {"id", "status", "pipeline_name", "parameters",
+                   "description", "priority", "attempt", "worker_id",
+                   "created_at", "updated_at", "started_at", "completed_at",
+                   "error_message"})
+    EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST(codec, rfc3339_format) {
+  std::regex re{R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)"};
+  EXPECT_TRUE(std::regex_match(format_rfc3339(now_micros()), re));
+  EXPECT_EQ(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+}
+
+TEST(cursor, round_trips) {
+  for (int64_t seq : {int64_t{0}, int64_t{1}, int64_t{99},
+                      int64_t{123456789012345}}) {
+    auto c = codec::encode_cursor(seq);
+    auto back = codec::decode_cursor(c);
+    ASSERT_TRUE(back) << c;
+    EXPECT_EQ(*back, seq);
+  }
+}
+
+TEST(cursor, rejects_garbage) {
+  for (auto bad : {"", "abc", "!!!!", "djE6", "djE6LTE", "djI6MTA",
+                   "djE6MTA=", "djE6MTAx!"}) {
+    auto r = codec::decode_cursor(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(code_of(r.error()), ec::validation_failed);
+    EXPECT_EQ(field_errors_of(r.error()).at(0).field, "cursor");
+  }
+}
+
+TEST(uuid, generated_ids_are_valid_and_distinct) {
+  auto a = make_uuid();
+  auto b = make_uuid();
+  EXPECT_TRUE(is_uuid(a));
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a[14], '4');
+  EXPECT_FALSE(is_uuid("not-a-uuid"));
+  EXPECT_FALSE(is_uuid("0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a0g"));
+  EXPECT_TRUE(is_uuid("0B5C9A52-6F47-4C1C-9D5E-8A8F3C2F1A00"));
+}
