@@ -365,6 +365,20 @@ struct http_server::impl {
 
 namespace {
 
+// HTTP/1.1 connections persist unless the client says otherwise; Pistache
+// 0.0.5 closes them unless the request carried "Connection: keep-alive", so
+// we state our choice on every response.
+void keep_alive(const Http::Request& req, Http::ResponseWriter& w) {
+  auto conn = req.headers().tryGet<Http::Header::Connection>();
+  bool keep = conn ? conn->control() == Http::ConnectionControl::KeepAlive
+                   : req.version() == Http::Version::Http11;
+  // Pistache has set its own Connection header already; replace it.
+  w.headers().remove<Http::Header::Connection>();
+  w.headers().add<Http::Header::Connection>(
+    keep ? Http::ConnectionControl::KeepAlive
+         : Http::ConnectionControl::Close);
+}
+
 class handler : public Http::Handler {
 public:
   HTTP_PROTOTYPE(handler)
@@ -375,6 +389,7 @@ public:
 
   void onRequest(const Http::Request& req, Http::ResponseWriter w) override {
     try {
+      keep_alive(req, w);
       impl_->dispatch(req, w);
     } catch (const std::exception& e) {
       spdlog::error("HTTP handler failed on {}: {}", req.resource(),
