@@ -35,7 +35,7 @@ echo "PostgreSQL: $url (logs in .local/pg/postgres.log)"
 
 DATABASE_URL=$url HTTP_HOST=127.0.0.1 HTTP_PORT=$http_port \
   SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT=$sched_port \
-  build/api-node/api-node 2>&1 | tee .local/logs/api-node.log &
+  build/api-node/api-node >.local/logs/api-node.log 2>&1 &
 pids+=($!)
 for i in 1 2; do
   SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT=$sched_port WORKER_ID=worker-$i \
@@ -56,7 +56,7 @@ curl -fs "http://127.0.0.1:$http_port/ready" >/dev/null || {
 }
 cat <<EOT
 
-orch is running: API on http://127.0.0.1:$http_port, workers log to .local/logs/.
+orch is running: API on http://127.0.0.1:$http_port; logs in .local/logs/.
 Try:
   curl -s -X POST http://127.0.0.1:$http_port/jobs -H 'Content-Type: application/json' \\
        -d '{"pipeline_name":"rnaseq","parameters":{"mock_duration_ms":2000}}'
