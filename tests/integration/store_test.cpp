@@ -1,0 +1,261 @@
+// job_store against a real PostgreSQL: migrations, submission, listing,
+// claims under concurrency, and attempt fencing.
+
+#include "common.hpp"
+
+#include "orch/api/job_store.hpp"
+#include "orch/error.hpp"
+
+#include <set>
+#include <thread>
+
+using namespace orch;
+using namespace orch::api;
+using namespace orch::test;
+
+namespace {
+
+class store : public ::testing::Test {
+protected:
+  void SetUp() override {
+    url = fresh_database();
+    db = std::make_unique<job_store>(url);
+    auto applied = db->migrate(ORCH_MIGRATIONS_DIR);
+    ASSERT_TRUE(applied) << render(applied.error());
+  }
+
+  std::vector<job> insert(int n, int32_t priority = 0,
+                          const std::string& name = "p") {
+    std::vector<job_submission> subs(n);
+    for (auto& s : subs) {
+      s.pipeline_name = name;
+      s.priority = priority;
+    }
+    auto jobs = db->insert_jobs(subs);
+    EXPECT_TRUE(jobs) << render(jobs.error());
+    return jobs ? *jobs : std::vector<job>{};
+  }
+
+  std::string url;
+  std::unique_ptr<job_store> db;
+};
+
+} // namespace
+
+TEST_F(store, migrations_are_recorded_and_idempotent) {
+  auto again = db->migrate(ORCH_MIGRATIONS_DIR);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(*again, 0u);
+  auto name = url.substr(url.rfind('/') + 1);
+  EXPECT_NE(cluster().psql(name, "SELECT count(*) FROM schema_migrations"),
+            "0");
+}
+
+TEST_F(store, concurrent_migrations_are_serialized) {
+  auto fresh = fresh_database();
+  std::vector<caf::expected<size_t>> results(4, size_t{0});
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      job_store s{fresh};
+      results[i] = s.migrate(ORCH_MIGRATIONS_DIR);
+    });
+  for (auto& t : threads)
+    t.join();
+  size_t total = 0;
+  for (auto& r : results) {
+    ASSERT_TRUE(r) << render(r.error());
+    total += *r;
+  }
+  // Every migration was applied exactly once, by one of them.
+  auto name = fresh.substr(fresh.rfind('/') + 1);
+  EXPECT_EQ(std::to_string(total),
+            cluster().psql(name, "SELECT count(*) FROM schema_migrations"));
+}
+
+TEST_F(store, insert_get_and_events) {
+  auto jobs = insert(3);
+  ASSERT_EQ(jobs.size(), 3u);
+  auto x = db->get_job(jobs[1].id);
+  ASSERT_TRUE(x) << render(x.error());
+  EXPECT_EQ(x->status, job_status::pending);
+  EXPECT_EQ(x->attempt, 0);
+  EXPECT_EQ(x->created_at, jobs[1].created_at);
+  auto missing = db->get_job(make_uuid());
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(code_of(missing.error()), ec::not_found);
+  auto name = url.substr(url.rfind('/') + 1);
+  EXPECT_EQ(cluster().psql(name, "SELECT count(*) FROM job_events WHERE "
+                                 "to_status = 'pending' AND from_status IS "
+                                 "NULL"),
+            "3");
+}
+
+TEST_F(store, stores_hostile_strings_verbatim) {
+  job_submission s;
+  s.pipeline_name = "p";
+  s.description = "'; DROP TABLE jobs; -- \xF0\x9F\xA7\xAC \xE2\x80\xAE";
+  s.parameters_json = R"({"q":"' OR 1=1 --","emoji":"🧬","rtl":"‮"})";
+  auto jobs = db->insert_jobs({s});
+  ASSERT_TRUE(jobs);
+  auto x = db->get_job(jobs->at(0).id);
+  ASSERT_TRUE(x);
+  EXPECT_EQ(*x->description, *s.description);
+  EXPECT_EQ(nlohmann::json::parse(x->parameters_json),
+            nlohmann::json::parse(s.parameters_json));
+}
+
+TEST_F(store, lists_newest_first_with_keyset_pages) {
+  auto a = insert(5, 0, "a");
+  auto b = insert(4, 0, "b");
+  job_filter f;
+  f.limit = 3;
+  std::vector<std::string> seen;
+  int pages = 0;
+  for (;;) {
+    auto page = db->list_jobs(f);
+    ASSERT_TRUE(page) << render(page.error());
+    EXPECT_EQ(page->total, 9);
+    for (auto& x : page->jobs)
+      seen.push_back(x.id);
+    ++pages;
+    if (!page->next_seq)
+      break;
+    f.before_seq = page->next_seq;
+  }
+  EXPECT_EQ(pages, 3);
+  ASSERT_EQ(seen.size(), 9u);
+  EXPECT_EQ(seen.front(), b.back().id);
+  EXPECT_EQ(seen.back(), a.front().id);
+  job_filter only_a;
+  only_a.pipeline_name = "a";
+  only_a.statuses = {job_status::pending, job_status::running};
+  auto page = db->list_jobs(only_a);
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->total, 5);
+  EXPECT_FALSE(page->next_seq);
+}
+
+TEST_F(store, claims_by_priority_then_submission_order) {
+  auto low = insert(2, -5);
+  auto high = insert(2, 7);
+  auto mid = insert(1, 0);
+  auto claimed = db->claim(10, "s1", std::chrono::seconds{30});
+  ASSERT_TRUE(claimed) << render(claimed.error());
+  ASSERT_EQ(claimed->size(), 5u);
+  std::vector<std::string> order;
+  for (auto& c : *claimed)
+    order.push_back(c.id);
+  EXPECT_EQ(order, (std::vector<std::string>{high[0].id, high[1].id,
+                                             mid[0].id, low[0].id,
+                                             low[1].id}));
+  // Claimed jobs are not claimed again until the claim expires.
+  auto again = db->claim(10, "s2", std::chrono::seconds{30});
+  ASSERT_TRUE(again);
+  EXPECT_TRUE(again->empty());
+}
+
+TEST_F(store, concurrent_claims_never_overlap) {
+  insert(400);
+  std::vector<std::vector<claimed_job>> got(4);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i)
+    threads.emplace_back([&, i] {
+      job_store s{url};
+      for (;;) {
+        auto c = s.claim(7, "s" + std::to_string(i), std::chrono::seconds{30});
+        if (!c || c->empty())
+          break;
+        got[i].insert(got[i].end(), c->begin(), c->end());
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  std::set<std::string> ids;
+  size_t n = 0;
+  for (auto& g : got) {
+    n += g.size();
+    for (auto& c : g)
+      ids.insert(c.id);
+  }
+  EXPECT_EQ(n, 400u);
+  EXPECT_EQ(ids.size(), 400u);
+}
+
+TEST_F(store, expired_claims_are_claimable_again) {
+  insert(1);
+  auto first = db->claim(1, "dead", std::chrono::milliseconds{1});
+  ASSERT_TRUE(first);
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_TRUE(wait_until(
+    [&] {
+      auto c = db->claim(1, "alive", std::chrono::seconds{30});
+      return c && c->size() == 1;
+    },
+    5s));
+}
+
+TEST_F(store, transitions_are_fenced_by_attempt_and_claim) {
+  auto jobs = insert(1);
+  auto id = jobs[0].id;
+  ASSERT_TRUE(db->claim(1, "s1", std::chrono::seconds{30}));
+  transition_batch b;
+  // Another scheduler cannot start a job it did not claim.
+  b.starts.push_back({id, 1, "w1", now_micros()});
+  auto out = db->apply(b, "s2");
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->started.empty());
+  out = db->apply(b, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->started, std::vector<std::string>{id});
+  // A second start of the same attempt is rejected.
+  out = db->apply(b, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->started.empty());
+  // Requeue attempt 1, then run attempt 2.
+  transition_batch lost;
+  lost.requeues.push_back({id, 1, "w1", "worker w1 lost"});
+  out = db->apply(lost, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->requeued.size(), 1u);
+  ASSERT_TRUE(db->claim(1, "s1", std::chrono::seconds{30}));
+  transition_batch second;
+  second.starts.push_back({id, 2, "w2", now_micros()});
+  ASSERT_TRUE(db->apply(second, "s1"));
+  // The late result of attempt 1 must not overwrite attempt 2.
+  transition_batch stale;
+  stale.finishes.push_back({id, 1, true, "", now_micros()});
+  out = db->apply(stale, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->finished.empty());
+  transition_batch fine;
+  fine.finishes.push_back({id, 2, false, "low coverage", now_micros()});
+  out = db->apply(fine, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->finished.size(), 1u);
+  auto x = db->get_job(id);
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::failed);
+  EXPECT_EQ(x->attempt, 2);
+  EXPECT_EQ(*x->worker_id, "w2");
+  EXPECT_EQ(*x->error_message, "low coverage");
+  ASSERT_TRUE(x->started_at && x->completed_at);
+  EXPECT_LE(x->created_at, *x->started_at);
+  EXPECT_LE(*x->started_at, *x->completed_at);
+  auto name = url.substr(url.rfind('/') + 1);
+  EXPECT_EQ(cluster().psql(name, "SELECT string_agg(coalesce(from_status,'-')"
+                                 " || '>' || to_status || '@' || attempt, ' '"
+                                 " ORDER BY id) FROM job_events"),
+            "->pending@0 pending>running@1 running>pending@1 "
+            "pending>running@2 running>failed@2");
+}
+
+TEST_F(store, unreachable_database_is_reported_as_unavailable) {
+  job_store nowhere{"postgresql://postgres@127.0.0.1:"
+                    + std::to_string(free_port()) + "/x?connect_timeout=2"};
+  auto err = nowhere.ping();
+  EXPECT_EQ(code_of(err), ec::database_unavailable) << render(err);
+  auto r = nowhere.get_job(make_uuid());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), ec::database_unavailable);
+}
