@@ -25,6 +25,34 @@ using writer_ptr = std::shared_ptr<Http::ResponseWriter>;
 
 // -- responses ----------------------------------------------------------------
 
+// A response header with a name chosen at run time. Pistache 0.0.5 does not
+// write headers added with addRaw(), only Header objects.
+class text_header : public Http::Header::Header {
+public:
+  text_header(std::string name, std::string value)
+    : name_(std::move(name)), value_(std::move(value)) {
+    // nop
+  }
+
+  const char* name() const override {
+    return name_.c_str();
+  }
+
+  void write(std::ostream& os) const override {
+    os << value_;
+  }
+
+#ifdef SAFE_HEADER_CAST
+  uint64_t hash() const override {
+    return Http::Header::detail::hash(name_.c_str());
+  }
+#endif
+
+private:
+  std::string name_;
+  std::string value_;
+};
+
 std::string dump(const json& x) {
   return x.dump(-1, ' ', false, json::error_handler_t::replace);
 }
@@ -33,9 +61,9 @@ void send(Http::ResponseWriter& w, int status, const std::string& body,
           const char* content_type,
           std::initializer_list<std::pair<const char*, std::string>> headers
           = {}) {
-  w.headers().addRaw(Http::Header::Raw{"Content-Type", content_type});
+  w.headers().add(std::make_shared<text_header>("Content-Type", content_type));
   for (auto& [name, value] : headers)
-    w.headers().addRaw(Http::Header::Raw{name, value});
+    w.headers().add(std::make_shared<text_header>(name, value));
   w.send(static_cast<Http::Code>(status), body);
 }
 
@@ -173,6 +201,18 @@ struct http_server::impl {
   }
 
   void dispatch(const Http::Request& req, Http::ResponseWriter& w) {
+    if (auto verdict = req.headers().tryGetRaw("X-Orch-Rejected-Body")) {
+      if (verdict->value() == "413")
+        send_problem(w, make_error(ec::payload_too_large,
+                                   "the body must be at most "
+                                     + std::to_string(defaults::max_body_bytes)
+                                     + " bytes"));
+      else
+        send_problem(w, make_error(ec::malformed_request,
+                                   "Content-Length must be a non-negative "
+                                   "integer"));
+      return;
+    }
     auto segments = split_path(req.resource());
     for (auto& r : routes) {
       if (r.pattern.size() != segments.size())
@@ -379,6 +419,77 @@ void keep_alive(const Http::Request& req, Http::ResponseWriter& w) {
          : Http::ConnectionControl::Close);
 }
 
+// The marker header by which `screen_content_length` tells the handler
+// that it replaced a request with an unusable Content-Length.
+constexpr const char* reject_header = "X-Orch-Rejected-Body";
+
+bool iequals_prefix(std::string_view line, std::string_view prefix) {
+  if (line.size() < prefix.size())
+    return false;
+  for (size_t i = 0; i < prefix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(line[i])) != prefix[i])
+      return false;
+  return true;
+}
+
+// Pistache 0.0.5 reserves Content-Length bytes before checking any limit:
+// "Content-Length: 99999999999" answers 500 (bad_alloc) and a negative value
+// 500 too. When a chunk starts a request whose headers carry a
+// Content-Length that is not a number, or that exceeds our body limit, we
+// hand Pistache a body-less copy of the request with a marker header
+// instead, and the handler answers 400 or 413 and closes the connection.
+// Returns the replacement, or nothing when the chunk may pass as it is.
+std::optional<std::string> screen_content_length(std::string_view chunk) {
+  // Only a chunk that begins with a request line ("METHOD SP ...").
+  size_t i = 0;
+  while (i < chunk.size() && i < 16 && chunk[i] >= 'A' && chunk[i] <= 'Z')
+    ++i;
+  if (i == 0 || i >= chunk.size() || chunk[i] != ' ')
+    return std::nullopt;
+  auto head_end = chunk.find("\r\n\r\n");
+  auto head = chunk.substr(0, head_end == std::string_view::npos
+                                ? chunk.size()
+                                : head_end);
+  std::string rebuilt;
+  const char* verdict = nullptr;
+  size_t pos = 0;
+  while (pos < head.size()) {
+    auto eol = head.find("\r\n", pos);
+    auto line = head.substr(pos, eol == std::string_view::npos
+                                   ? head.size() - pos
+                                   : eol - pos);
+    pos = eol == std::string_view::npos ? head.size() : eol + 2;
+    if (iequals_prefix(line, "content-length:")) {
+      auto value = line.substr(15);
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+        value.remove_suffix(1);
+      bool digits = !value.empty() && value.size() <= 18;
+      for (auto c : value)
+        digits = digits && c >= '0' && c <= '9';
+      if (!digits)
+        verdict = "400";
+      else if (std::stoull(std::string{value}) > defaults::max_body_bytes)
+        verdict = "413";
+      continue;
+    }
+    if (iequals_prefix(line, "connection:"))
+      continue;
+    rebuilt.append(line.data(), line.size());
+    rebuilt += "\r\n";
+  }
+  if (verdict == nullptr)
+    return std::nullopt;
+  rebuilt += reject_header;
+  rebuilt += ": ";
+  rebuilt += verdict;
+  rebuilt += "\r\nConnection: close\r\n\r\n";
+  return rebuilt;
+}
+
+// Serves requests: keep-alive policy, then routing. Never sees a request
+// that `screen_content_length` rejected, except as its marker.
 class handler : public Http::Handler {
 public:
   HTTP_PROTOTYPE(handler)
@@ -403,8 +514,88 @@ public:
     }
   }
 
+  http_server::impl* impl() const {
+    return impl_;
+  }
+
 private:
   http_server::impl* impl_;
+};
+
+// Tcp::Handler::associateTransport is private and Http::Handler::onInput
+// cannot be called from a subclass. The explicit instantiation below is the
+// standard-conforming way to name a private member function; it lets the
+// screening handler give its inner handler the transport it runs on.
+using associate_fn = void (Tcp::Handler::*)(Tcp::Transport*);
+associate_fn associate_transport();
+template <associate_fn F>
+struct transport_key {
+  friend associate_fn associate_transport() {
+    return F;
+  }
+};
+template struct transport_key<&Tcp::Handler::associateTransport>;
+
+// What Pistache runs: screens each chunk of input for an unusable
+// Content-Length, then feeds the (possibly replaced) bytes to `handler`
+// through the public Tcp::Handler interface.
+class screening_handler : public Http::Handler {
+public:
+  explicit screening_handler(http_server::impl* impl)
+    : inner_(std::make_shared<handler>(impl)) {
+    // nop
+  }
+
+  screening_handler(const screening_handler& other)
+    : Http::Handler(other), // copies the endpoint's limits and timeouts
+      inner_(std::make_shared<handler>(other.inner_->impl())) {
+    // nop
+  }
+
+  std::shared_ptr<Tcp::Handler> clone() const override {
+    return std::make_shared<screening_handler>(*this);
+  }
+
+  void onRequest(const Http::Request&, Http::ResponseWriter) override {
+    // Never called: input goes to the inner handler.
+  }
+
+  void onConnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    bind();
+    static_cast<Tcp::Handler&>(*inner_).onConnection(peer);
+  }
+
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {
+    bind();
+    static_cast<Tcp::Handler&>(*inner_).onDisconnection(peer);
+  }
+
+  void onInput(const char* buffer, size_t len,
+               const std::shared_ptr<Tcp::Peer>& peer) override {
+    bind();
+    auto& inner = static_cast<Tcp::Handler&>(*inner_);
+    if (auto replacement = screen_content_length({buffer, len}))
+      inner.onInput(replacement->data(), replacement->size(), peer);
+    else
+      inner.onInput(buffer, len, peer);
+  }
+
+private:
+  void bind() {
+    if (!bound_) {
+      (static_cast<Tcp::Handler&>(*inner_).*associate_transport())(
+        transport());
+      // The endpoint configured us; the inner handler does the parsing.
+      inner_->setMaxRequestSize(getMaxRequestSize());
+      inner_->setMaxResponseSize(getMaxResponseSize());
+      inner_->setHeaderTimeout(getHeaderTimeout());
+      inner_->setBodyTimeout(getBodyTimeout());
+      bound_ = true;
+    }
+  }
+
+  std::shared_ptr<handler> inner_;
+  bool bound_ = false;
 };
 
 } // namespace
@@ -427,9 +618,12 @@ caf::expected<uint16_t> http_server::start() {
                   .threads(static_cast<int>(cfg.threads))
                   .flags(Tcp::Options::ReuseAddr)
                   .maxRequestSize(defaults::max_body_bytes
-                                  + defaults::max_header_bytes);
+                                  + defaults::max_header_bytes)
+                  .headerTimeout(defaults::http_header_timeout)
+                  .bodyTimeout(defaults::http_body_timeout);
     impl_->endpoint->init(opts);
-    impl_->endpoint->setHandler(std::make_shared<handler>(impl_.get()));
+    impl_->endpoint->setHandler(
+      std::make_shared<screening_handler>(impl_.get()));
     impl_->endpoint->serveThreaded();
     return static_cast<uint16_t>(impl_->endpoint->getPort());
   } catch (const std::exception& e) {

@@ -17,6 +17,7 @@ struct mapping {
 mapping map(ec code) {
   switch (code) {
     case ec::malformed_json: return {400, "Malformed JSON"};
+    case ec::malformed_request: return {400, "Malformed request"};
     case ec::validation_failed: return {422, "Validation failed"};
     case ec::unsupported_media_type: return {415, "Unsupported media type"};
     case ec::payload_too_large: return {413, "Payload too large"};

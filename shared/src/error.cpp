@@ -9,6 +9,7 @@ const char* to_string(ec x) {
   switch (x) {
     case ec::none: return "none";
     case ec::malformed_json: return "malformed_json";
+    case ec::malformed_request: return "malformed_request";
     case ec::validation_failed: return "validation_failed";
     case ec::unsupported_media_type: return "unsupported_media_type";
     case ec::payload_too_large: return "payload_too_large";

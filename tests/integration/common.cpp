@@ -1,6 +1,8 @@
 #include "common.hpp"
 
+#include <cctype>
 #include <cstdio>
+#include <sstream>
 
 namespace orch::test {
 
@@ -70,6 +72,89 @@ bool wait_terminal(http_client& c, const std::vector<std::string>& ids,
       return true;
     },
     timeout);
+}
+
+std::vector<std::vector<std::string>> query(const std::string& db_url,
+                                            const std::string& sql) {
+  std::vector<std::vector<std::string>> rows;
+  auto out = cluster().psql(db_name(db_url), sql);
+  std::istringstream in{out};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    size_t start = 0;
+    for (;;) {
+      auto bar = line.find('|', start);
+      cols.push_back(line.substr(start, bar - start));
+      if (bar == std::string::npos)
+        break;
+      start = bar + 1;
+    }
+    rows.push_back(std::move(cols));
+  }
+  return rows;
+}
+
+std::string url_encode(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char ch : s) {
+    if (std::isalnum(ch) || ch == '-' || ch == '_' || ch == '.' || ch == '~') {
+      out += static_cast<char>(ch);
+    } else {
+      out += '%';
+      out += hex[ch >> 4];
+      out += hex[ch & 15];
+    }
+  }
+  return out;
+}
+
+long count_jobs(http_client& c, const std::string& statuses) {
+  auto r = c.get("/jobs?limit=1&status=" + statuses);
+  if (r.status != 200)
+    return -1;
+  try {
+    return json::parse(r.body).at("total").get<long>();
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+std::vector<json> list_all_jobs(http_client& c,
+                                const std::string& query_string) {
+  std::vector<json> jobs;
+  std::string cursor;
+  for (int page = 0; page < 1000; ++page) {
+    auto path = "/jobs?limit=1000" + query_string;
+    if (!cursor.empty())
+      path += "&cursor=" + url_encode(cursor);
+    auto r = c.get(path);
+    EXPECT_EQ(r.status, 200) << path << ": " << r.body;
+    if (r.status != 200)
+      break;
+    auto j = body_json(r);
+    for (auto& x : j.value("jobs", json::array()))
+      jobs.push_back(x);
+    if (!j.contains("next_cursor") || !j["next_cursor"].is_string())
+      break;
+    cursor = j["next_cursor"].get<std::string>();
+  }
+  return jobs;
+}
+
+std::vector<std::string> worker_ids(http_client& c) {
+  std::vector<std::string> ids;
+  auto r = c.get("/workers");
+  if (r.status != 200)
+    return ids;
+  try {
+    for (auto& w : json::parse(r.body).at("workers"))
+      ids.push_back(w.at("id").get<std::string>());
+  } catch (const std::exception&) {
+    // Not the expected shape: no workers as far as the caller can tell.
+  }
+  return ids;
 }
 
 void dump_on_failure(std::initializer_list<child_process*> procs) {

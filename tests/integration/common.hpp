@@ -11,6 +11,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace orch::test {
 
@@ -34,6 +35,25 @@ std::string submit(http_client& c, const json& body);
 /// Waits until every job in `ids` is terminal; returns whether they were.
 bool wait_terminal(http_client& c, const std::vector<std::string>& ids,
                    std::chrono::milliseconds timeout);
+
+/// Runs `sql` on the database of `db_url` through psql; returns the rows,
+/// each split into its columns.
+std::vector<std::vector<std::string>> query(const std::string& db_url,
+                                            const std::string& sql);
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+std::string url_encode(const std::string& s);
+
+/// `total` of GET /jobs?status=`statuses` (comma-separated), or -1 when the
+/// request failed.
+long count_jobs(http_client& c, const std::string& statuses);
+
+/// Every job, newest first, following `next_cursor` to the end.
+std::vector<json> list_all_jobs(http_client& c,
+                                const std::string& query_string = "");
+
+/// Ids of the connected workers from GET /workers.
+std::vector<std::string> worker_ids(http_client& c);
 
 /// Prints the logs of `procs` when the current test failed.
 void dump_on_failure(std::initializer_list<child_process*> procs);

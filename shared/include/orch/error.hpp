@@ -18,6 +18,8 @@ enum class ec : uint8_t {
   none = 0,
   /// The request body is not well-formed JSON.
   malformed_json,
+  /// The HTTP request itself is malformed (e.g. a bad Content-Length).
+  malformed_request,
   /// Well-formed input that breaks a rule; the context names the fields.
   validation_failed,
   /// The request body has a media type we do not accept.

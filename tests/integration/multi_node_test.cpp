@@ -1,0 +1,122 @@
+// Several api-nodes on one database: no job starts twice, and a job
+// submitted through a node without workers is run by another node's workers
+// (LISTEN/NOTIFY plus the periodic sweep).
+
+#include "common.hpp"
+
+#include <future>
+#include <map>
+#include <set>
+
+using namespace orch::test;
+
+// Two api-nodes started at the same moment on a fresh database (their
+// migrations race under the advisory lock), each with its own worker; jobs
+// submitted alternately to both run exactly once.
+TEST(multi_node, two_api_nodes_never_start_a_job_twice) {
+  auto db = fresh_database();
+  orch_cluster procs{db};
+  // Start both at once: migrations must serialize under the advisory lock.
+  auto a_future = std::async(std::launch::async,
+                             [&] { return api_node::start("api-a", db); });
+  auto b_future = std::async(std::launch::async,
+                             [&] { return api_node::start("api-b", db); });
+  auto* a = &procs.adopt_api(a_future.get());
+  auto* b = &procs.adopt_api(b_future.get());
+  EXPECT_EQ(query(db, "SELECT count(*) FROM schema_migrations")
+              .at(0)
+              .at(0),
+            query(db, "SELECT count(DISTINCT version) FROM schema_migrations")
+              .at(0)
+              .at(0));
+  procs.start_worker("wa", *a, 2);
+  procs.start_worker("wb", *b, 2);
+  http_client ca{a->http_port};
+  http_client cb{b->http_port};
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto ids = worker_ids(ca);
+      std::set<std::string> got(ids.begin(), ids.end());
+      return got.count("wa") == 1;
+    },
+    30s, "wa connected to api-a"));
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto ids = worker_ids(cb);
+      std::set<std::string> got(ids.begin(), ids.end());
+      return got.count("wb") == 1;
+    },
+    30s, "wb connected to api-b"));
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 120; ++i) {
+    auto& c = i % 2 == 0 ? ca : cb;
+    ids.push_back(submit(c, {{"pipeline_name", "multi"},
+                             {"parameters", {{"mock_duration_ms", i % 31}}}}));
+  }
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(wait_until(
+    [&] { return count_jobs(ca, "pending,running") == 0; }, 120s,
+    "all 120 jobs terminal"))
+    << count_jobs(ca, "pending,running") << " left";
+
+  std::map<std::string, int> per_worker;
+  for (auto& id : ids) {
+    // Both nodes answer the same for every job.
+    auto ja = get_job(ca, id);
+    auto jb = get_job(cb, id);
+    EXPECT_EQ(ja, jb);
+    EXPECT_EQ(ja["status"], "completed") << ja.dump();
+    EXPECT_EQ(ja["attempt"], 1) << ja.dump();
+    per_worker[ja.value("worker_id", "")]++;
+  }
+  EXPECT_GT(per_worker["wa"], 0);
+  EXPECT_GT(per_worker["wb"], 0);
+  EXPECT_EQ(per_worker["wa"] + per_worker["wb"], 120);
+
+  // Exactly one start per job in the history.
+  auto twice = query(db, "SELECT job_id, count(*) FROM job_events"
+                         " WHERE to_status = 'running' GROUP BY job_id"
+                         " HAVING count(*) <> 1");
+  EXPECT_TRUE(twice.empty()) << twice.size() << " jobs started more than once"
+                             << ", e.g. " << twice.front().at(0);
+  EXPECT_EQ(query(db, "SELECT count(*) FROM job_events"
+                      " WHERE to_status = 'running'")
+              .at(0)
+              .at(0),
+            "120");
+}
+
+// A job submitted to an api-node that has no workers at all is run by the
+// worker of the other api-node.
+TEST(multi_node, job_on_a_node_without_workers_runs_elsewhere) {
+  auto db = fresh_database();
+  orch_cluster procs{db};
+  auto& a = procs.start_api("api-a");
+  auto& lonely = procs.start_api("api-lonely");
+  procs.start_worker("wa", a, 2);
+  http_client ca{a.http_port};
+  http_client cl{lonely.http_port};
+  ASSERT_TRUE(wait_until([&] { return worker_ids(ca).size() == 1; }, 30s,
+                         "wa connected"));
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i)
+    ids.push_back(submit(cl, {{"pipeline_name", "elsewhere"},
+                              {"parameters", {{"mock_duration_ms", 10}}}}));
+  ASSERT_FALSE(HasFailure());
+  ASSERT_TRUE(wait_terminal(cl, ids, 30s))
+    << "jobs on the node without workers did not run";
+  for (auto& id : ids) {
+    auto j = get_job(cl, id);
+    EXPECT_EQ(j["status"], "completed") << j.dump();
+    EXPECT_EQ(j["worker_id"], "wa") << j.dump();
+    EXPECT_EQ(j["attempt"], 1) << j.dump();
+  }
+
+  // Once more, with the worker idle.
+  auto late = submit(cl, {{"pipeline_name", "elsewhere"},
+                          {"parameters", {{"mock_duration_ms", 0}}}});
+  EXPECT_TRUE(wait_terminal(cl, {late}, 30s));
+  EXPECT_EQ(get_job(cl, late)["worker_id"], "wa");
+}
