@@ -149,7 +149,8 @@ std::vector<std::string> worker_ids(http_client& c) {
   if (r.status != 200)
     return ids;
   try {
-    for (auto& w : json::parse(r.body).at("workers"))
+    auto body = json::parse(r.body);
+    for (auto& w : body.at("workers"))
       ids.push_back(w.at("id").get<std::string>());
   } catch (const std::exception&) {
     // Not the expected shape: no workers as far as the caller can tell.

@@ -41,6 +41,12 @@ bool wait_terminal(http_client& c, const std::vector<std::string>& ids,
 std::vector<std::vector<std::string>> query(const std::string& db_url,
                                             const std::string& sql);
 
+/// Mock executor parameters of a job that succeeds after `ms` milliseconds
+/// (the default success rate would make some fail at random).
+inline json succeeding(int ms) {
+  return {{"mock_duration_ms", ms}, {"mock_fail", false}};
+}
+
 /// Percent-encodes everything but unreserved characters (RFC 3986).
 std::string url_encode(const std::string& s);
 

@@ -15,10 +15,6 @@ using namespace orch::test;
 
 namespace {
 
-bool is_terminal(const std::string& status) {
-  return status == "completed" || status == "failed" || status == "cancelled";
-}
-
 // to_status of each job's events, in order, keyed by job id.
 struct job_history {
   std::vector<std::string> from;
@@ -207,7 +203,7 @@ TEST(end_to_end, priority_then_submission_order) {
         priority,
         submit(c, {{"pipeline_name", "prio"},
                    {"priority", priority},
-                   {"parameters", {{"mock_duration_ms", 20}}}}));
+                   {"parameters", succeeding(20)}}));
   ASSERT_FALSE(HasFailure());
   // Nothing may run yet.
   EXPECT_EQ(count_jobs(c, "pending"), 12);

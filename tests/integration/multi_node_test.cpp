@@ -52,7 +52,7 @@ TEST(multi_node, two_api_nodes_never_start_a_job_twice) {
   for (int i = 0; i < 120; ++i) {
     auto& c = i % 2 == 0 ? ca : cb;
     ids.push_back(submit(c, {{"pipeline_name", "multi"},
-                             {"parameters", {{"mock_duration_ms", i % 31}}}}));
+                             {"parameters", succeeding(i % 31)}}));
   }
   ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(wait_until(
@@ -103,7 +103,7 @@ TEST(multi_node, job_on_a_node_without_workers_runs_elsewhere) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i)
     ids.push_back(submit(cl, {{"pipeline_name", "elsewhere"},
-                              {"parameters", {{"mock_duration_ms", 10}}}}));
+                              {"parameters", succeeding(10)}}));
   ASSERT_FALSE(HasFailure());
   ASSERT_TRUE(wait_terminal(cl, ids, 30s))
     << "jobs on the node without workers did not run";
@@ -116,7 +116,7 @@ TEST(multi_node, job_on_a_node_without_workers_runs_elsewhere) {
 
   // Once more, with the worker idle.
   auto late = submit(cl, {{"pipeline_name", "elsewhere"},
-                          {"parameters", {{"mock_duration_ms", 0}}}});
+                          {"parameters", succeeding(0)}});
   EXPECT_TRUE(wait_terminal(cl, {late}, 30s));
   EXPECT_EQ(get_job(cl, late)["worker_id"], "wa");
 }

@@ -90,7 +90,7 @@ protected:
     std::vector<std::string> ids;
     for (int i = 0; i < n; ++i)
       ids.push_back(submit(*c, {{"pipeline_name", "long"},
-                                {"parameters", {{"mock_duration_ms", ms}}}}));
+                                {"parameters", succeeding(ms)}}));
     EXPECT_TRUE(wait_until([&] { return count_jobs(*c, "running") == n; },
                            30s, std::to_string(n) + " jobs running"));
     return ids;
@@ -200,7 +200,7 @@ TEST_F(worker_failure, hung_worker_is_noticed_within_ten_seconds) {
     30s, "the resumed worker to reconnect"));
   expect_rerun(ids, lost, "w1", "w2");
   auto after = submit(*c, {{"pipeline_name", "after"},
-                           {"parameters", {{"mock_duration_ms", 10}}}});
+                           {"parameters", succeeding(10)}});
   EXPECT_TRUE(wait_terminal(*c, {after}, 30s));
   EXPECT_EQ(get_job(*c, after)["status"], "completed");
 }
@@ -226,7 +226,7 @@ TEST(worker_reconnect, worker_started_before_the_api_node_connects_later) {
   ASSERT_TRUE(wait_until([&] { return worker_ids(c).size() == 1; }, 30s,
                          "the early worker to register"));
   auto id = submit(c, {{"pipeline_name", "late"},
-                       {"parameters", {{"mock_duration_ms", 10}}}});
+                       {"parameters", succeeding(10)}});
   ASSERT_TRUE(wait_terminal(c, {id}, 30s));
   auto j = get_job(c, id);
   EXPECT_EQ(j["status"], "completed");
@@ -245,7 +245,7 @@ TEST(worker_reconnect, worker_reconnects_after_the_api_node_restarts) {
     ASSERT_TRUE(wait_until([&] { return worker_ids(c).size() == 1; }, 30s,
                            "the worker to register"));
     auto id = submit(c, {{"pipeline_name", "before"},
-                         {"parameters", {{"mock_duration_ms", 10}}}});
+                         {"parameters", succeeding(10)}});
     ASSERT_TRUE(wait_terminal(c, {id}, 30s));
   }
   first->proc->stop();
@@ -261,7 +261,7 @@ TEST(worker_reconnect, worker_reconnects_after_the_api_node_restarts) {
   ASSERT_TRUE(wait_until([&] { return worker_ids(c).size() == 1; }, 30s,
                          "the worker to register again"));
   auto id = submit(c, {{"pipeline_name", "after"},
-                       {"parameters", {{"mock_duration_ms", 10}}}});
+                       {"parameters", succeeding(10)}});
   ASSERT_TRUE(wait_terminal(c, {id}, 30s));
   auto j = get_job(c, id);
   EXPECT_EQ(j["status"], "completed");
