@@ -22,7 +22,7 @@ WORKDIR /src
 # The installer alone first, so the package layer is cached across source
 # changes.
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
 COPY cmake/ cmake/
 COPY shared/ shared/
@@ -30,7 +30,9 @@ COPY api-node/ api-node/
 COPY worker-node/ worker-node/
 COPY migrations/ migrations/
 ARG BUILD_JOBS=2
-RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
+# ccache (installed by install-deps.sh) keeps its cache across builds.
+RUN --mount=type=cache,target=/root/.cache/ccache \
+    cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DORCH_BUILD_TESTS=OFF \
  && cmake --build build -j "${BUILD_JOBS}" \
  && strip build/api-node/api-node build/worker-node/worker-node
@@ -38,7 +40,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
 # -------------------------------------------------------------- runtime ----
 FROM ${DEBIAN_RUNTIME_IMAGE} AS runtime
 COPY scripts/install-deps.sh /tmp/install-deps.sh
-RUN /tmp/install-deps.sh --runtime \
+RUN bash /tmp/install-deps.sh --runtime \
  && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
 # A fixed uid/gid so Kubernetes runAsUser and volume ownership line up.
 # /etc/fstab belongs to it so the entrypoint can write a per-container root

@@ -107,6 +107,9 @@ def main(dockerfile, dockerignore, snippet_dir):
                 with open(os.path.join(snippet_dir, f"{n:02d}-healthcheck.sh"), "w") as f:
                     f.write("#!/bin/sh\n" + m.group(1) + "\n")
         elif instr == "RUN":
+            # Drop BuildKit flags such as --mount=... before the command.
+            while rest.startswith("--"):
+                rest = re.sub(r"^--\S+(\s*\\\n)?\s*", "", rest, count=1)
             cur["runs"].append(rest)
             if not rest.startswith("["):
                 n += 1

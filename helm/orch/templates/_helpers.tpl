@@ -83,8 +83,12 @@ DATABASE_URL
 {{- .Values.postgresql.auth.password -}}
 {{- else -}}
 {{- $existing := lookup "v1" "Secret" .Release.Namespace (printf "%s-db" (include "orch.fullname" .)) -}}
-{{- if and $existing $existing.data (hasKey $existing.data "POSTGRES_PASSWORD") -}}
-{{- index $existing.data "POSTGRES_PASSWORD" | b64dec -}}
+{{- $data := dict -}}
+{{- if $existing -}}
+{{- $data = (get $existing "data") | default dict -}}
+{{- end -}}
+{{- if hasKey $data "POSTGRES_PASSWORD" -}}
+{{- get $data "POSTGRES_PASSWORD" | b64dec -}}
 {{- else -}}
 {{- randAlphaNum 32 -}}
 {{- end -}}
