@@ -141,7 +141,9 @@ check_dockerfile() {
 
 # The entrypoint's fstab handling, on a scratch file instead of /etc/fstab.
 check_entrypoint() {
-  local ep="$repo/docker/entrypoint.sh" f="$work/fstab" out
+  # A copy in the scratch folder, so that user nobody can read it below.
+  local ep="$work/entrypoint.sh" f="$work/fstab" out
+  cp docker/entrypoint.sh "$ep" && chmod 755 "$ep" || return 1
   local re='^UUID=[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} / ext4 defaults 0 1$'
   printf '# UNCONFIGURED FSTAB FOR BASE SYSTEM\n' >"$f"
   out=$(ORCH_FSTAB="$f" sh "$ep" sh -c 'echo "args:$*"' x a b) || return 1
@@ -195,32 +197,8 @@ check_entrypoint() {
 
 # The runtime package list covers every shared library of the binaries.
 check_runtime_libs() {
-  local pkgs closure bad=0 bin lib pkg
-  pkgs=$(bash -c 'source <(sed -n "/^runtime_pkgs=(/,/^)/p" scripts/install-deps.sh); echo "${runtime_pkgs[@]}"')
-  [[ -n "$pkgs" ]] || {
-    echo "cannot read runtime_pkgs from scripts/install-deps.sh"
-    return 1
-  }
-  # shellcheck disable=SC2086
-  closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
-    --no-breaks --no-replaces --no-enhances $pkgs 2>/dev/null | grep -v '^ ' | sort -u)
-  closure+=$'\n'$(dpkg-query -W -f='${Package}\t${Priority}\t${Essential}\n' |
-    awk '$2 == "required" || $3 == "yes" { print $1 }')
-  for bin in build/api-node/api-node build/worker-node/worker-node; do
-    while read -r lib; do
-      pkg=$(dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null)
-      pkg=${pkg%%:*}
-      if [[ -z "$pkg" ]]; then
-        echo "$bin: $lib belongs to no package"
-        bad=1
-      elif ! grep -qx "$pkg" <<<"$closure"; then
-        echo "$bin: $lib ($pkg) is not installed by install-deps.sh --runtime"
-        bad=1
-      fi
-    done < <(ldd "$bin" | awk '$3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u)
-  done
-  echo "runtime packages: $pkgs"
-  return $bad
+  python3 "$checks/runtime_libs_check.py" scripts/install-deps.sh \
+    build/api-node/api-node build/worker-node/worker-node
 }
 
 # --- compose ---------------------------------------------------------------
