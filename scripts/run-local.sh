@@ -1,67 +1,145 @@
 #!/usr/bin/env bash
-# Runs the whole system locally: a throwaway PostgreSQL under .local/pg, one
-# api-node on 127.0.0.1:8080 and two worker-nodes. Ctrl-C stops everything.
+# Runs the whole system locally: installs missing Debian packages, builds
+# into build/, starts a throwaway PostgreSQL under .local/pg, one api-node on
+# 127.0.0.1:8080 and two worker-nodes (worker-1, worker-2). Ctrl-C stops
+# everything it started; the database stays in .local/pg for the next run.
 #
-# Settings: HTTP_PORT (8080), SCHEDULER_PORT (4242), PG_PORT (55432),
-# WORKER_SLOTS (2), MOCK_MIN_SECONDS (10), MOCK_MAX_SECONDS (30), LOG_LEVEL.
+#   scripts/run-local.sh [--no-build]
+#
+# Settings (environment): HTTP_PORT (8080), SCHEDULER_PORT (4242),
+# PG_PORT (55432 or the next free port), WORKER_SLOTS (2),
+# MOCK_MIN_SECONDS (10), MOCK_MAX_SECONDS (30), MOCK_SUCCESS_RATE (0.8),
+# LOG_LEVEL (info), LOG_FORMAT (text). Logs go to .local/logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-scripts/install-deps.sh
-scripts/build.sh
+
+if [[ "${1:-}" != "--no-build" ]]; then
+  scripts/install-deps.sh
+  scripts/build.sh
+fi
+api_bin=$root/build/api-node/api-node
+worker_bin=$root/build/worker-node/worker-node
+[[ -x "$api_bin" && -x "$worker_bin" ]] || {
+  echo "run-local: binaries missing in build/; run without --no-build" >&2
+  exit 1
+}
 
 http_port=${HTTP_PORT:-8080}
 sched_port=${SCHEDULER_PORT:-4242}
-pg_port=${PG_PORT:-55432}
+export LOG_LEVEL=${LOG_LEVEL:-info} LOG_FORMAT=${LOG_FORMAT:-text}
+
+port_busy() {
+  (: <>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+for p in "$http_port" "$sched_port"; do
+  if port_busy "$p"; then
+    echo "run-local: port $p is in use; set HTTP_PORT / SCHEDULER_PORT" >&2
+    exit 1
+  fi
+done
+
 mkdir -p .local/logs
 pids=()
+names=()
+pg_started=0
 cleanup() {
+  local rc=$?
   trap - INT TERM EXIT
   echo
-  echo "stopping..."
+  echo "run-local: stopping..."
+  local pid
   for pid in "${pids[@]}"; do
     kill -TERM "$pid" 2>/dev/null || true
   done
+  # Up to 10 s for a clean shutdown, then SIGKILL.
+  for _ in $(seq 1 100); do
+    local alive=0
+    for pid in "${pids[@]}"; do
+      kill -0 "$pid" 2>/dev/null && alive=1
+    done
+    ((alive)) || break
+    sleep 0.1
+  done
   for pid in "${pids[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
-  "$root/scripts/pg.sh" stop "$root/.local/pg"
-  echo "stopped."
+  if ((pg_started)); then
+    "$root/scripts/pg.sh" stop "$root/.local/pg" || true
+  fi
+  echo "run-local: stopped."
+  exit "$rc"
 }
 trap cleanup INT TERM EXIT
 
-url=$(scripts/pg.sh start .local/pg "$pg_port")
-echo "PostgreSQL: $url (logs in .local/pg/postgres.log)"
-
-DATABASE_URL=$url HTTP_HOST=127.0.0.1 HTTP_PORT=$http_port \
-  SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT=$sched_port \
-  build/api-node/api-node >.local/logs/api-node.log 2>&1 &
-pids+=($!)
-for i in 1 2; do
-  SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT=$sched_port WORKER_ID=worker-$i \
-    WORKER_SLOTS=${WORKER_SLOTS:-2} \
-    build/worker-node/worker-node >".local/logs/worker-$i.log" 2>&1 &
+# Each process in its own session: Ctrl-C reaches only this script, which
+# then stops them (SIGTERM, then SIGKILL after 10 s).
+start() {
+  local name=$1
+  shift
+  setsid "$@" >"$root/.local/logs/$name.log" 2>&1 </dev/null &
   pids+=($!)
+  names+=("$name")
+}
+
+pg_started=1
+url=$(scripts/pg.sh start .local/pg "${PG_PORT:-}")
+echo "PostgreSQL: $url (data and log in .local/pg)"
+
+start api-node env DATABASE_URL="$url" HTTP_HOST=127.0.0.1 \
+  HTTP_PORT="$http_port" SCHEDULER_HOST=127.0.0.1 \
+  SCHEDULER_PORT="$sched_port" "$api_bin"
+for i in 1 2; do
+  start "worker-$i" env SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT="$sched_port" \
+    WORKER_ID="worker-$i" WORKER_SLOTS="${WORKER_SLOTS:-2}" "$worker_bin"
 done
 
-for _ in $(seq 1 100); do
-  if curl -fs "http://127.0.0.1:$http_port/ready" >/dev/null 2>&1; then
+api=http://127.0.0.1:$http_port
+ready=0
+for _ in $(seq 1 600); do
+  if curl -fs "$api/ready" >/dev/null 2>&1; then
+    ready=1
     break
   fi
+  kill -0 "${pids[0]}" 2>/dev/null || break
   sleep 0.1
 done
-curl -fs "http://127.0.0.1:$http_port/ready" >/dev/null || {
-  echo "api-node did not become ready; see .local/logs" >&2
+if ((!ready)); then
+  echo "run-local: the api-node did not become ready; last lines of its log:" >&2
+  tail -n 30 .local/logs/api-node.log >&2
   exit 1
-}
+fi
+for _ in $(seq 1 100); do
+  [[ $(curl -fs "$api/workers" | grep -o '"id"' | wc -l) -ge 2 ]] && break
+  sleep 0.1
+done
+
 cat <<EOT
 
-orch is running: API on http://127.0.0.1:$http_port; logs in .local/logs/.
+orch is running.
+  API:        $api  (GET /ready answers 200)
+  scheduler:  127.0.0.1:$sched_port (CAF), workers worker-1 and worker-2
+  database:   $url
+              scripts/pg.sh psql   opens psql on it
+  logs:       .local/logs/{api-node,worker-1,worker-2}.log
+
 Try:
-  curl -s -X POST http://127.0.0.1:$http_port/jobs -H 'Content-Type: application/json' \\
+  curl -s -X POST $api/jobs -H 'Content-Type: application/json' \\
        -d '{"pipeline_name":"rnaseq","parameters":{"mock_duration_ms":2000}}'
-  curl -s 'http://127.0.0.1:$http_port/jobs?status=running'
-  curl -s http://127.0.0.1:$http_port/workers
+  curl -s '$api/jobs?status=running'
+  curl -s $api/workers
+
 Press Ctrl-C to stop everything.
 EOT
-wait "${pids[0]}"
+
+# Until Ctrl-C, or until one of the processes exits on its own.
+set +e
+wait -n "${pids[@]}"
+rc=$?
+for i in "${!pids[@]}"; do
+  if ! kill -0 "${pids[$i]}" 2>/dev/null; then
+    echo "run-local: ${names[$i]} exited ($rc); see .local/logs/${names[$i]}.log" >&2
+  fi
+done
+exit 1
