@@ -47,18 +47,24 @@ struct pool_state {
     subs.reserve(items.size());
     for (auto& item : items)
       subs.push_back(std::move(item.sub));
-    auto jobs = store->insert_jobs(subs);
-    if (!jobs) {
+    auto results = store->submit_jobs(subs);
+    if (!results) {
       spdlog::warn("cannot insert {} submitted jobs: {}", items.size(),
-                   render(jobs.error()));
+                   render(results.error()));
       for (auto& item : items)
-        item.done(jobs.error());
+        item.done(results.error());
       return;
     }
     for (size_t i = 0; i < items.size(); ++i) {
-      spdlog::debug("job {}: submitted, pipeline {}", (*jobs)[i].id,
-                    (*jobs)[i].pipeline_name);
-      items[i].done(std::move((*jobs)[i]));
+      auto& r = (*results)[i];
+      if (r.error) {
+        items[i].done(r.error);
+        continue;
+      }
+      spdlog::debug("job {}: {}, pipeline {}", r.value.id,
+                    r.replayed ? "replayed" : "submitted",
+                    r.value.pipeline_name);
+      items[i].done(std::move(r));
     }
     caf::anon_send(scheduler, wake_atom::value);
   }

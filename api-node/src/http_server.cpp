@@ -188,6 +188,10 @@ struct http_server::impl {
         [this](auto& req, auto& w, auto&) { list_jobs(req, w); });
     add("/jobs/{}", Http::Method::Get,
         [this](auto&, auto& w, auto& ps) { get_job(w, ps[0]); });
+    add("/jobs/{}", Http::Method::Delete,
+        [this](auto&, auto& w, auto& ps) { cancel_job(w, ps[0]); });
+    add("/jobs/{}/cancel", Http::Method::Post,
+        [this](auto&, auto& w, auto& ps) { cancel_job(w, ps[0]); });
   }
 
   void add(const std::string& path, Http::Method method, handler_fn fn) {
@@ -207,10 +211,31 @@ struct http_server::impl {
                                    "the body must be at most "
                                      + std::to_string(defaults::max_body_bytes)
                                      + " bytes"));
+      else if (verdict->value() == "431")
+        send_problem(w, make_error(ec::headers_too_large,
+                                   "request headers must be at most "
+                                     + std::to_string(
+                                       defaults::max_header_bytes)
+                                     + " bytes"));
       else
         send_problem(w, make_error(ec::malformed_request,
                                    "Content-Length must be a non-negative "
                                    "integer"));
+      return;
+    }
+    auto target_length = req.resource().size() + req.query().as_str().size();
+    if (target_length > defaults::max_url_length) {
+      send_problem(w, make_error(ec::uri_too_long,
+                                 "the request target must be at most "
+                                   + std::to_string(defaults::max_url_length)
+                                   + " bytes"));
+      return;
+    }
+    if (req.query().parameters().size() > defaults::max_query_params) {
+      send_problem(w, make_error(ec::malformed_request,
+                                 "at most "
+                                   + std::to_string(defaults::max_query_params)
+                                   + " query parameters are allowed"));
       return;
     }
     auto segments = split_path(req.resource());
@@ -250,12 +275,28 @@ struct http_server::impl {
                                "no route for " + req.resource()));
   }
 
-  // Moves the writer out so that a pool actor can answer later.
-  static writer_ptr detach(Http::ResponseWriter& w) {
-    return std::make_shared<Http::ResponseWriter>(std::move(w));
+  // Moves the writer out so that a pool actor can answer later. Counts the
+  // request as in flight until the answer is sent (the last reference
+  // goes), so that a draining api-node can wait for it.
+  writer_ptr detach(Http::ResponseWriter& w) {
+    auto probe = ctx.probe;
+    if (probe)
+      ++probe->requests_in_flight;
+    return writer_ptr{new Http::ResponseWriter(std::move(w)),
+                      [probe](Http::ResponseWriter* ptr) {
+                        delete ptr;
+                        if (probe)
+                          --probe->requests_in_flight;
+                      }};
   }
 
   void ready(Http::ResponseWriter& w) {
+    if (ctx.probe && ctx.probe->draining) {
+      send_json(w, 503, {{"status", "draining"},
+                         {"database", "unknown"},
+                         {"scheduler", "draining"}});
+      return;
+    }
     if (!ctx.probe || !ctx.probe->running) {
       send_json(w, 503, {{"status", "unavailable"},
                          {"database", "unknown"},
@@ -310,26 +351,80 @@ struct http_server::impl {
       send_problem(w, sub.error());
       return;
     }
-    ctx.pool->submit(std::move(*sub),
-                     [out = detach(w)](caf::expected<job> result) {
-                       if (!result) {
-                         send_problem(*out, result.error());
-                         return;
-                       }
-                       send(*out, 201, dump(codec::to_json(*result)),
-                            "application/json",
-                            {{"Location", "/jobs/" + result->id}});
-                     });
+    if (auto key = req.headers().tryGetRaw("Idempotency-Key")) {
+      auto value = key->value();
+      if (value.empty() || value.size() > defaults::max_idempotency_key) {
+        send_problem(w, make_validation_error(
+                          {{"Idempotency-Key",
+                            "must be 1 to "
+                              + std::to_string(defaults::max_idempotency_key)
+                              + " characters long"}}));
+        return;
+      }
+      sub->idempotency_key = value;
+    }
+    ctx.pool->submit(
+      std::move(*sub), [out = detach(w)](caf::expected<submit_result> result) {
+        if (!result) {
+          send_problem(*out, result.error());
+          return;
+        }
+        auto& x = result->value;
+        if (result->replayed)
+          send(*out, 200, dump(codec::to_json(x)), "application/json",
+               {{"Location", "/jobs/" + x.id},
+                {"Idempotent-Replayed", "true"}});
+        else
+          send(*out, 201, dump(codec::to_json(x)), "application/json",
+               {{"Location", "/jobs/" + x.id}});
+      });
   }
 
-  void get_job(Http::ResponseWriter& w, const std::string& id) {
+  // Validates a job id path segment; answers 422 and returns nothing when
+  // it is not a UUID.
+  static std::optional<std::string> job_id(Http::ResponseWriter& w,
+                                           const std::string& id) {
     if (!is_uuid(id)) {
       send_problem(w, make_validation_error({{"id", "must be a UUID"}}));
-      return;
+      return std::nullopt;
     }
     std::string lower = id;
     for (auto& c : lower)
       c = static_cast<char>(std::tolower(c));
+    return lower;
+  }
+
+  void cancel_job(Http::ResponseWriter& w, const std::string& raw_id) {
+    auto id = job_id(w, raw_id);
+    if (!id)
+      return;
+    ctx.pool->run([out = detach(w), id = *id](job_store& store) {
+      auto x = store.cancel_job(id);
+      if (!x) {
+        if (code_of(x.error()) == ec::conflict) {
+          // 409 names the job's status in the problem body.
+          auto p = to_problem(x.error());
+          auto body = json::parse(p.body);
+          auto status = detail_of(x.error());
+          body["job_status"] = status.substr(status.rfind(' ') + 1);
+          body["job_id"] = id;
+          send(*out, p.status, dump(body), "application/problem+json");
+          return;
+        }
+        send_problem(*out, x.error());
+        return;
+      }
+      spdlog::info("job {}: cancel accepted ({})", id,
+                   x->was_running ? "running: worker notified" : "pending");
+      send_json(*out, 200, codec::to_json(x->value));
+    });
+  }
+
+  void get_job(Http::ResponseWriter& w, const std::string& raw_id) {
+    auto id = job_id(w, raw_id);
+    if (!id)
+      return;
+    auto lower = *id;
     ctx.pool->run([out = detach(w), lower](job_store& store) {
       auto x = store.get_job(lower);
       if (!x) {
@@ -447,6 +542,9 @@ std::optional<std::string> screen_content_length(std::string_view chunk) {
   if (i == 0 || i >= chunk.size() || chunk[i] != ' ')
     return std::nullopt;
   auto head_end = chunk.find("\r\n\r\n");
+  bool headers_too_large = head_end == std::string_view::npos
+                             ? chunk.size() > defaults::max_header_bytes
+                             : head_end > defaults::max_header_bytes;
   auto head = chunk.substr(0, head_end == std::string_view::npos
                                 ? chunk.size()
                                 : head_end);
@@ -478,6 +576,11 @@ std::optional<std::string> screen_content_length(std::string_view chunk) {
       continue;
     rebuilt.append(line.data(), line.size());
     rebuilt += "\r\n";
+  }
+  if (headers_too_large) {
+    // Keep only the request line: the headers are not worth parsing.
+    rebuilt = std::string{chunk.substr(0, chunk.find("\r\n"))} + "\r\n";
+    verdict = "431";
   }
   if (verdict == nullptr)
     return std::nullopt;

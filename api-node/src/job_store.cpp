@@ -1,5 +1,6 @@
 #include "orch/api/job_store.hpp"
 
+#include "orch/defaults.hpp"
 #include "orch/error.hpp"
 
 #include <pqxx/pqxx>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 namespace orch::api {
@@ -22,7 +24,9 @@ constexpr const char* job_columns
   = "id::text, status, pipeline_name, parameters::text, description, "
     "priority, attempt, worker_id, " ORCH_MICROS("created_at") ", "
     ORCH_MICROS("updated_at") ", " ORCH_MICROS("started_at") ", "
-    ORCH_MICROS("completed_at") ", error_message, seq";
+    ORCH_MICROS("completed_at") ", error_message, seq, max_attempts, "
+    "retry_backoff_seconds, timeout_seconds, " ORCH_MICROS("next_attempt_at")
+    ", cancel_requested";
 
 // Turns the timestamp parameter $n (microseconds) into a timestamptz.
 std::string ts_param(int n) {
@@ -52,6 +56,11 @@ job read_job(const pqxx::row& r) {
   x.started_at = opt<int64_t>(r[10]);
   x.completed_at = opt<int64_t>(r[11]);
   x.error_message = opt<std::string>(r[12]);
+  x.max_attempts = r[14].as<int32_t>();
+  x.retry_backoff_seconds = r[15].as<double>();
+  x.timeout_seconds = r[16].as<int32_t>();
+  x.next_attempt_at = opt<int64_t>(r[17]);
+  x.cancel_requested = r[18].as<bool>();
   return x;
 }
 
@@ -154,12 +163,30 @@ caf::error job_store::ping() {
 
 caf::expected<std::vector<job>>
 job_store::insert_jobs(const std::vector<job_submission>& subs) {
-  return guarded("insert_jobs", [&]() -> caf::expected<std::vector<job>> {
+  auto results = submit_jobs(subs);
+  if (!results)
+    return results.error();
+  std::vector<job> jobs;
+  jobs.reserve(results->size());
+  for (auto& r : *results)
+    jobs.push_back(std::move(r.value));
+  return jobs;
+}
+
+caf::expected<std::vector<submit_result>>
+job_store::submit_jobs(const std::vector<job_submission>& subs) {
+  return guarded("submit_jobs",
+                 [&]() -> caf::expected<std::vector<submit_result>> {
     std::vector<std::string> ids;
     std::vector<std::string> names;
     std::vector<std::string> params;
     std::vector<std::optional<std::string>> descriptions;
     std::vector<int32_t> priorities;
+    std::vector<int32_t> max_attempts;
+    std::vector<std::string> backoffs;
+    std::vector<int32_t> timeouts;
+    std::vector<std::optional<std::string>> keys;
+    std::vector<std::string> hashes;
     ids.reserve(subs.size());
     for (auto& s : subs) {
       ids.push_back(make_uuid());
@@ -167,17 +194,30 @@ job_store::insert_jobs(const std::vector<job_submission>& subs) {
       params.push_back(s.parameters_json);
       descriptions.push_back(s.description);
       priorities.push_back(s.priority);
+      max_attempts.push_back(s.max_attempts);
+      backoffs.push_back(std::to_string(s.retry_backoff_seconds));
+      timeouts.push_back(s.timeout_seconds);
+      keys.push_back(s.idempotency_key);
+      hashes.push_back(s.request_hash);
     }
     pqxx::work tx{conn()};
+    // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
+    // concurrent inserter of the same key to commit or roll back).
     auto r = tx.exec_params(
       "WITH ins AS ("
       "  INSERT INTO jobs (id, pipeline_name, parameters, description, "
-      "                    priority)"
-      "  SELECT t.id, t.name, t.params::jsonb, t.descr, t.prio"
+      "    priority, max_attempts, retry_backoff_seconds, timeout_seconds,"
+      "    idempotency_key, request_hash)"
+      "  SELECT t.id, t.name, t.params::jsonb, t.descr, t.prio, t.maxa,"
+      "    t.backoff, t.timeout, t.ikey, t.hash"
       "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "
-      "              $5::int[]) WITH ORDINALITY "
-      "       AS t(id, name, params, descr, prio, ord)"
+      "              $5::int[], $6::int[], $7::float8[], $8::int[],"
+      "              $9::text[], $10::text[]) WITH ORDINALITY "
+      "       AS t(id, name, params, descr, prio, maxa, backoff, timeout,"
+      "            ikey, hash, ord)"
       "  ORDER BY t.ord"
+      "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL"
+      "  DO NOTHING"
       "  RETURNING id, created_at),"
       " ev AS ("
       "  INSERT INTO job_events (job_id, at, from_status, to_status, "
@@ -185,25 +225,222 @@ job_store::insert_jobs(const std::vector<job_submission>& subs) {
       "  SELECT id, created_at, NULL, 'pending', 0, 'submitted' FROM ins)"
       "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins",
       pg_array(ids), pg_array(names), pg_array(params),
-      pg_array(descriptions), pg_int_array(priorities));
-    tx.exec("SELECT pg_notify('orch_jobs', '')");
-    tx.commit();
+      pg_array(descriptions), pg_int_array(priorities),
+      pg_int_array(max_attempts), pg_array(backoffs), pg_int_array(timeouts),
+      pg_array(keys), pg_array(hashes));
     std::map<std::string, micros> created;
     for (const auto& row : r)
       created.emplace(row[0].as<std::string>(), row[1].as<int64_t>());
-    std::vector<job> result;
-    result.reserve(subs.size());
+    if (!created.empty())
+      tx.exec("SELECT pg_notify('orch_jobs', '')");
+    std::vector<submit_result> result(subs.size());
+    std::vector<std::string> lookup;
     for (size_t i = 0; i < subs.size(); ++i) {
-      job x;
-      x.id = ids[i];
-      x.pipeline_name = subs[i].pipeline_name;
-      x.parameters_json = subs[i].parameters_json;
-      x.description = subs[i].description;
-      x.priority = subs[i].priority;
-      x.created_at = x.updated_at = created[ids[i]];
-      result.push_back(std::move(x));
+      auto& out = result[i];
+      if (auto c = created.find(ids[i]); c != created.end()) {
+        auto& x = out.value;
+        x.id = ids[i];
+        x.pipeline_name = subs[i].pipeline_name;
+        x.parameters_json = subs[i].parameters_json;
+        x.description = subs[i].description;
+        x.priority = subs[i].priority;
+        x.max_attempts = subs[i].max_attempts;
+        x.retry_backoff_seconds = subs[i].retry_backoff_seconds;
+        x.timeout_seconds = subs[i].timeout_seconds;
+        x.created_at = x.updated_at = c->second;
+      } else if (subs[i].idempotency_key) {
+        lookup.push_back(*subs[i].idempotency_key);
+      }
     }
+    if (!lookup.empty()) {
+      auto prior = tx.exec_params(std::string{"SELECT "} + job_columns
+                                    + ", idempotency_key, request_hash"
+                                      " FROM jobs WHERE idempotency_key ="
+                                      " ANY($1::text[])",
+                                  pg_array(lookup));
+      std::map<std::string, std::pair<job, std::string>> by_key;
+      for (const auto& row : prior)
+        by_key.emplace(row[19].as<std::string>(),
+                       std::make_pair(read_job(row), row[20].as<std::string>()));
+      for (size_t i = 0; i < subs.size(); ++i) {
+        if (created.count(ids[i]) > 0 || !subs[i].idempotency_key)
+          continue;
+        auto k = by_key.find(*subs[i].idempotency_key);
+        if (k == by_key.end()) {
+          result[i].error = make_error(ec::internal, "idempotency key vanished");
+        } else if (k->second.second != subs[i].request_hash) {
+          result[i].error = make_validation_error(
+            {{"Idempotency-Key", "was used before with a different request "
+                                 "body (job "
+                                   + k->second.first.id + ")"}});
+        } else {
+          result[i].value = k->second.first;
+          result[i].replayed = true;
+        }
+      }
+    }
+    tx.commit();
     return result;
+  });
+}
+
+caf::expected<cancel_result> job_store::cancel_job(const std::string& id) {
+  return guarded("cancel_job", [&]() -> caf::expected<cancel_result> {
+    pqxx::work tx{conn()};
+    auto r = tx.exec_params(
+      "WITH old AS (SELECT id, status FROM jobs WHERE id = $1::uuid"
+      "             FOR UPDATE),"
+      " u AS ("
+      "  UPDATE jobs j SET cancel_requested = true,"
+      "    status = CASE WHEN old.status = 'pending' THEN 'cancelled'"
+      "             ELSE j.status END,"
+      "    completed_at = CASE WHEN old.status = 'pending'"
+      "                   THEN clock_timestamp() END,"
+      "    claimed_by = NULL, claim_expires_at = NULL, next_attempt_at = NULL,"
+      "    updated_at = clock_timestamp()"
+      "  FROM old WHERE j.id = old.id"
+      "    AND old.status IN ('pending', 'running') AND NOT j.cancel_requested"
+      "  RETURNING j.id, old.status AS was, j.status, j.attempt, j.worker_id,"
+      "    j.updated_at),"
+      " ev AS ("
+      "  INSERT INTO job_events (job_id, at, from_status, to_status, attempt,"
+      "                          worker_id, message)"
+      "  SELECT id, updated_at, was, status, attempt, worker_id,"
+      "    CASE WHEN was = 'pending' THEN 'cancelled before it ran'"
+      "    ELSE 'cancel requested; waiting for the worker to stop it' END"
+      "  FROM u)"
+      "SELECT was FROM u",
+      id);
+    bool was_running = !r.empty() && r[0][0].as<std::string>() == "running";
+    if (was_running)
+      tx.exec_params("SELECT pg_notify('orch_cancel', $1)", id);
+    auto row = tx.exec_params(std::string{"SELECT "} + job_columns
+                                + " FROM jobs WHERE id = $1::uuid",
+                              id);
+    tx.commit();
+    if (row.empty())
+      return make_error(ec::not_found, "no job with id " + id);
+    auto x = read_job(row[0]);
+    if (r.empty() && is_terminal(x.status))
+      return make_error(ec::conflict, std::string{"the job is already "}
+                                        + to_string(x.status));
+    // r.empty() with a running job: a cancel was requested before; the
+    // request is idempotent.
+    return cancel_result{std::move(x), was_running};
+  });
+}
+
+caf::error job_store::renew_leases(const std::vector<job_attempt>& jobs,
+                                   std::chrono::milliseconds ttl) {
+  if (jobs.empty())
+    return caf::none;
+  return guarded("renew_leases", [&]() -> caf::error {
+    std::vector<std::string> ids;
+    std::vector<int32_t> attempts;
+    for (auto& j : jobs) {
+      ids.push_back(j.job_id);
+      attempts.push_back(j.attempt);
+    }
+    pqxx::work tx{conn()};
+    tx.exec_params(
+      "UPDATE jobs j SET lease_expires_at = now() + $3::bigint"
+      "  * interval '1 millisecond'"
+      " FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)"
+      " WHERE j.id = t.id AND j.attempt = t.attempt AND j.status = 'running'",
+      pg_array(ids), pg_int_array(attempts), static_cast<int64_t>(ttl.count()));
+    tx.commit();
+    return caf::none;
+  });
+}
+
+caf::expected<std::vector<std::string>> job_store::reap(size_t limit) {
+  return guarded("reap", [&]() -> caf::expected<std::vector<std::string>> {
+    pqxx::work tx{conn()};
+    auto r = tx.exec_params(
+      "WITH r AS ("
+      "  SELECT id FROM jobs WHERE status = 'running'"
+      "    AND lease_expires_at < now()"
+      "  ORDER BY lease_expires_at LIMIT $1::int FOR UPDATE SKIP LOCKED),"
+      " u AS ("
+      "  UPDATE jobs j SET"
+      "    status = CASE WHEN j.cancel_requested THEN 'cancelled'"
+      "             WHEN j.attempt < j.max_attempts THEN 'pending'"
+      "             ELSE 'failed' END,"
+      "    error_message = CASE WHEN j.cancel_requested THEN j.error_message"
+      "                    ELSE 'worker lost' END,"
+      "    completed_at = CASE WHEN j.cancel_requested"
+      "      OR j.attempt >= j.max_attempts THEN clock_timestamp() END,"
+      "    started_at = CASE WHEN j.cancel_requested"
+      "      OR j.attempt >= j.max_attempts THEN j.started_at END,"
+      "    worker_id = CASE WHEN j.cancel_requested"
+      "      OR j.attempt >= j.max_attempts THEN j.worker_id END,"
+      "    lease_expires_at = NULL, updated_at = clock_timestamp()"
+      "  FROM r WHERE j.id = r.id"
+      "  RETURNING j.id, j.status, j.attempt, j.updated_at),"
+      " ev AS ("
+      "  INSERT INTO job_events (job_id, at, from_status, to_status, attempt,"
+      "                          message)"
+      "  SELECT id, updated_at, 'running', status, attempt,"
+      "    'lease expired: worker lost' FROM u)"
+      "SELECT id::text FROM u",
+      static_cast<int64_t>(limit));
+    tx.commit();
+    std::vector<std::string> ids;
+    for (const auto& row : r)
+      ids.push_back(row[0].as<std::string>());
+    return ids;
+  });
+}
+
+caf::expected<std::vector<job_attempt>>
+job_store::adopt(const std::string& worker_id,
+                 const std::vector<job_attempt>& jobs,
+                 std::chrono::milliseconds ttl,
+                 std::vector<job_attempt>& cancelled) {
+  if (jobs.empty())
+    return std::vector<job_attempt>{};
+  return guarded("adopt", [&]() -> caf::expected<std::vector<job_attempt>> {
+    std::vector<std::string> ids;
+    std::vector<int32_t> attempts;
+    for (auto& j : jobs) {
+      ids.push_back(j.job_id);
+      attempts.push_back(j.attempt);
+    }
+    pqxx::work tx{conn()};
+    auto r = tx.exec_params(
+      "UPDATE jobs j SET lease_expires_at = now() + $4::bigint"
+      "  * interval '1 millisecond'"
+      " FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)"
+      " WHERE j.id = t.id AND j.attempt = t.attempt AND j.status = 'running'"
+      "   AND j.worker_id = $3"
+      " RETURNING j.id::text, j.attempt, j.cancel_requested",
+      pg_array(ids), pg_int_array(attempts), worker_id,
+      static_cast<int64_t>(ttl.count()));
+    tx.commit();
+    std::vector<job_attempt> owned;
+    std::set<std::string> kept;
+    for (const auto& row : r) {
+      job_attempt ja{row[0].as<std::string>(), row[1].as<int32_t>()};
+      kept.insert(ja.job_id);
+      if (row[2].as<bool>())
+        cancelled.push_back(ja);
+      owned.push_back(std::move(ja));
+    }
+    for (auto& j : jobs)
+      if (kept.count(j.job_id) == 0)
+        cancelled.push_back(j);
+    return owned;
+  });
+}
+
+caf::error job_store::release_claims(const std::string& scheduler_id) {
+  return guarded("release_claims", [&]() -> caf::error {
+    pqxx::work tx{conn()};
+    tx.exec_params("UPDATE jobs SET claimed_by = NULL, claim_expires_at = NULL"
+                   " WHERE status = 'pending' AND claimed_by = $1",
+                   scheduler_id);
+    tx.commit();
+    return caf::none;
   });
 }
 
@@ -269,6 +506,7 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
       "  SELECT id FROM jobs"
       "  WHERE status = 'pending'"
       "    AND (claimed_by IS NULL OR claim_expires_at < now())"
+      "    AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
       "  ORDER BY priority DESC, seq"
       "  LIMIT $1::int"
       "  FOR UPDATE SKIP LOCKED)"
@@ -276,7 +514,7 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
       "  claim_expires_at = now() + $3::bigint * interval '1 millisecond'"
       " FROM c WHERE j.id = c.id"
       " RETURNING j.id::text, j.attempt, j.pipeline_name, j.parameters::text,"
-      "  j.priority, j.seq",
+      "  j.priority, j.seq, j.timeout_seconds",
       static_cast<int64_t>(limit), scheduler_id,
       static_cast<int64_t>(ttl.count()));
     tx.commit();
@@ -288,7 +526,8 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
                                    row[2].as<std::string>(),
                                    row[3].as<std::string>(),
                                    row[4].as<int32_t>(),
-                                   row[5].as<int64_t>()});
+                                   row[5].as<int64_t>(),
+                                   row[6].as<int32_t>()});
     std::sort(result.begin(), result.end(), [](auto& a, auto& b) {
       return a.priority != b.priority ? a.priority > b.priority
                                       : a.seq < b.seq;
@@ -330,7 +569,8 @@ job_store::apply(const transition_batch& batch,
           "  UPDATE jobs j SET status = 'running', attempt = s.attempt,"
           "    worker_id = s.worker, started_at = greatest(s.at, j.created_at),"
           "    updated_at = greatest(s.at, j.created_at), claimed_by = NULL,"
-          "    claim_expires_at = NULL, error_message = NULL"
+          "    claim_expires_at = NULL, next_attempt_at = NULL,"
+          "    lease_expires_at = now() + $6::bigint * interval '1 millisecond'"
           "  FROM s WHERE j.id = s.id AND j.status = 'pending'"
           "    AND j.attempt = s.attempt - 1 AND j.claimed_by = $5"
           "  RETURNING j.id, j.attempt, j.worker_id, j.started_at),"
@@ -341,45 +581,97 @@ job_store::apply(const transition_batch& batch,
           "    'started on ' || worker_id FROM u)"
           "SELECT id::text FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
-          pg_int_array(ats), scheduler_id),
+          pg_int_array(ats), scheduler_id,
+          static_cast<int64_t>(
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+              defaults::lease_ttl)
+              .count())),
         out.started);
     }
     if (!batch.finishes.empty()) {
-      std::vector<std::string> ids, statuses;
+      std::vector<std::string> ids, outcomes;
       std::vector<std::optional<std::string>> errors;
       std::vector<int32_t> attempts;
       std::vector<int64_t> ats;
       for (auto& f : batch.finishes) {
         ids.push_back(f.job_id);
         attempts.push_back(f.attempt);
-        statuses.emplace_back(f.ok ? "completed" : "failed");
-        errors.push_back(f.ok ? std::nullopt
-                              : std::optional<std::string>{f.error});
+        switch (f.outcome) {
+          case job_outcome::completed: outcomes.emplace_back("completed"); break;
+          case job_outcome::failed: outcomes.emplace_back("failed"); break;
+          case job_outcome::cancelled: outcomes.emplace_back("cancelled"); break;
+          case job_outcome::released: outcomes.emplace_back("released"); break;
+        }
+        errors.push_back(f.outcome == job_outcome::completed
+                           ? std::nullopt
+                           : std::optional<std::string>{f.error});
         ats.push_back(f.at);
       }
+      // Fenced by attempt. A requested cancel wins over any result. A failed
+      // attempt with attempts left goes back to pending, claimable after an
+      // exponential backoff with +-20% jitter. A released attempt (drain)
+      // goes back at once and does not count.
       collect(
         tx.exec_params(
           "WITH s AS ("
-          "  SELECT t.id, t.attempt, t.status, t.error,"
+          "  SELECT t.id, t.attempt, t.outcome, t.error,"
           "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
           "  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[],"
-          "              $5::bigint[]) AS t(id, attempt, status, error, at)),"
+          "              $5::bigint[]) AS t(id, attempt, outcome, error, at)),"
+          " n AS ("
+          "  SELECT s.*, j.started_at, j.created_at,"
+          "    j.worker_id AS worker_id_old,"
+          "    CASE WHEN j.cancel_requested THEN 'cancelled'"
+          "      WHEN s.outcome = 'released' THEN 'pending'"
+          "      WHEN s.outcome = 'completed' THEN 'completed'"
+          "      WHEN s.outcome = 'cancelled' THEN 'cancelled'"
+          "      WHEN j.attempt < j.max_attempts THEN 'pending'"
+          "      ELSE 'failed' END AS next,"
+          "    least(j.retry_backoff_seconds * power(2, j.attempt - 1)"
+          "          * (0.8 + 0.4 * random()), $6::float8) AS delay"
+          "  FROM s JOIN jobs j ON j.id = s.id"
+          "  WHERE j.status = 'running' AND j.attempt = s.attempt"
+          "  FOR UPDATE OF j),"
           " u AS ("
-          "  UPDATE jobs j SET status = s.status, error_message = s.error,"
-          "    completed_at = greatest(s.at, j.started_at),"
-          "    updated_at = greatest(s.at, j.started_at)"
-          "  FROM s WHERE j.id = s.id AND j.status = 'running'"
-          "    AND j.attempt = s.attempt"
-          "  RETURNING j.id, j.attempt, j.status, j.worker_id,"
-          "    j.completed_at, j.error_message),"
+          "  UPDATE jobs j SET status = n.next,"
+          "    error_message = CASE WHEN n.next = 'completed' THEN NULL"
+          "      WHEN n.next = 'cancelled' AND n.outcome <> 'cancelled'"
+          "        THEN 'cancelled' ELSE n.error END,"
+          "    attempt = CASE WHEN n.outcome = 'released' AND n.next = 'pending'"
+          "      THEN j.attempt - 1 ELSE j.attempt END,"
+          "    completed_at = CASE WHEN n.next = 'pending' THEN NULL"
+          "      ELSE greatest(n.at, n.started_at) END,"
+          "    started_at = CASE WHEN n.next = 'pending' THEN NULL"
+          "      ELSE j.started_at END,"
+          "    worker_id = CASE WHEN n.next = 'pending' THEN NULL"
+          "      ELSE j.worker_id END,"
+          "    next_attempt_at = CASE WHEN n.next = 'pending'"
+          "      AND n.outcome <> 'released'"
+          "      THEN greatest(n.at, n.started_at)"
+          "           + n.delay * interval '1 second' END,"
+          "    lease_expires_at = NULL,"
+          "    updated_at = greatest(n.at, n.started_at)"
+          "  FROM n WHERE j.id = n.id"
+          "  RETURNING j.id, n.attempt, n.outcome, j.status, n.worker_id_old,"
+          "    j.updated_at, j.error_message, j.next_attempt_at,"
+          "    j.max_attempts),"
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
-          "  SELECT id, completed_at, 'running', status, attempt, worker_id,"
-          "    coalesce(error_message, 'completed') FROM u)"
+          "  SELECT id, updated_at, 'running', status, attempt, worker_id_old,"
+          "    CASE"
+          "      WHEN outcome = 'released' AND status = 'pending'"
+          "        THEN 'handed back by a draining worker; attempt not counted'"
+          "      WHEN status = 'pending' THEN 'attempt ' || attempt || ' of '"
+          "        || max_attempts || ' failed: ' || coalesce(error_message, '')"
+          "        || '; retry after ' || to_char(next_attempt_at AT TIME ZONE"
+          "        'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+          "      ELSE coalesce(error_message, status) END"
+          "  FROM u)"
           "SELECT id::text FROM u",
-          pg_array(ids), pg_int_array(attempts), pg_array(statuses),
-          pg_array(errors), pg_int_array(ats)),
+          pg_array(ids), pg_int_array(attempts), pg_array(outcomes),
+          pg_array(errors), pg_int_array(ats),
+          defaults::max_retry_delay_seconds),
         out.finished);
     }
     if (!batch.requeues.empty()) {
@@ -397,20 +689,33 @@ job_store::apply(const transition_batch& batch,
           "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[],"
           "                       $4::text[]) AS t(id, attempt, worker, why)),"
           " u AS ("
-          "  UPDATE jobs j SET status = 'pending', worker_id = NULL,"
-          "    started_at = NULL, updated_at = clock_timestamp(),"
+          "  UPDATE jobs j SET"
+          "    status = CASE WHEN j.cancel_requested THEN 'cancelled'"
+          "      WHEN j.attempt < j.max_attempts + $5::int THEN 'pending'"
+          "      ELSE 'failed' END,"
+          "    error_message = CASE WHEN j.cancel_requested THEN 'cancelled'"
+          "      ELSE 'worker lost' END,"
+          "    completed_at = CASE WHEN j.cancel_requested"
+          "      OR j.attempt >= j.max_attempts + $5::int"
+          "      THEN clock_timestamp() END,"
+          "    worker_id = CASE WHEN j.cancel_requested"
+          "      OR j.attempt >= j.max_attempts + $5::int THEN j.worker_id END,"
+          "    started_at = CASE WHEN j.cancel_requested"
+          "      OR j.attempt >= j.max_attempts + $5::int THEN j.started_at END,"
+          "    updated_at = clock_timestamp(), lease_expires_at = NULL,"
           "    claimed_by = NULL, claim_expires_at = NULL"
           "  FROM s WHERE j.id = s.id AND j.status = 'running'"
           "    AND j.attempt = s.attempt AND j.worker_id = s.worker"
-          "  RETURNING j.id, j.attempt, s.worker, s.why, j.updated_at),"
+          "  RETURNING j.id, j.attempt, j.status, s.worker, s.why,"
+          "    j.updated_at),"
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
-          "  SELECT id, updated_at, 'running', 'pending', attempt, worker,"
+          "  SELECT id, updated_at, 'running', status, attempt, worker,"
           "    why FROM u)"
           "SELECT id::text FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
-          pg_array(reasons)),
+          pg_array(reasons), defaults::lost_worker_requeues),
         out.requeued);
     }
     if (!batch.releases.empty())

@@ -27,6 +27,23 @@ private:
   caf::actor scheduler_;
 };
 
+// orch_cancel carries the id of a running job whose cancel was accepted.
+class cancel_receiver : public pqxx::notification_receiver {
+public:
+  cancel_receiver(pqxx::connection_base& c, caf::actor scheduler)
+    : pqxx::notification_receiver(c, "orch_cancel"),
+      scheduler_(std::move(scheduler)) {
+    // nop
+  }
+
+  void operator()(const std::string& payload, int) override {
+    caf::anon_send(scheduler_, cancel_atom::value, payload);
+  }
+
+private:
+  caf::actor scheduler_;
+};
+
 } // namespace
 
 notifier::notifier(std::string database_url, caf::actor scheduler)
@@ -54,7 +71,8 @@ void notifier::run() {
     try {
       pqxx::connection conn{url_};
       wake_receiver receiver{conn, scheduler_};
-      spdlog::info("notifier: listening on channel orch_jobs");
+      cancel_receiver cancels{conn, scheduler_};
+      spdlog::info("notifier: listening on channels orch_jobs, orch_cancel");
       backoff = defaults::db_reconnect_min;
       // Anything submitted while we were not listening: look once.
       caf::anon_send(scheduler_, wake_atom::value);

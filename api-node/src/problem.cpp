@@ -21,6 +21,9 @@ mapping map(ec code) {
     case ec::validation_failed: return {422, "Validation failed"};
     case ec::unsupported_media_type: return {415, "Unsupported media type"};
     case ec::payload_too_large: return {413, "Payload too large"};
+    case ec::uri_too_long: return {414, "URI too long"};
+    case ec::headers_too_large:
+      return {431, "Request header fields too large"};
     case ec::not_found: return {404, "Not found"};
     case ec::method_not_allowed: return {405, "Method not allowed"};
     case ec::conflict: return {409, "Conflict"};

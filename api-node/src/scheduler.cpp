@@ -27,8 +27,12 @@ struct worker_entry {
   micros last_seen = 0;
   /// Jobs sent to this worker: job id -> attempt.
   std::unordered_map<std::string, int32_t> jobs;
+  /// The worker is shutting down and takes no new jobs.
+  bool draining = false;
 
   size_t free_slots() const {
+    if (draining)
+      return 0;
     return jobs.size() >= slots ? 0 : slots - jobs.size();
   }
 };
@@ -122,11 +126,35 @@ struct scheduler_state {
     self->monitor(sender);
     worker_entry entry{sender, hello.worker_id, hello.host, hello.slots,
                        node, now, {}};
-    for (auto& job : hello.inflight) {
-      spdlog::info("job {}: worker {} re-registered with attempt {} in "
-                   "flight; adopting it",
-                   job.job_id, hello.worker_id, job.attempt);
-      entry.jobs.emplace(job.job_id, job.attempt);
+    if (!hello.inflight.empty()) {
+      // Adopt what still belongs to the worker's attempts; stop the rest.
+      std::vector<job_attempt> inflight;
+      for (auto& j : hello.inflight)
+        inflight.push_back({j.job_id, j.attempt});
+      std::vector<job_attempt> stop;
+      auto owned = store->adopt(hello.worker_id, inflight,
+                                std::chrono::duration_cast<
+                                  std::chrono::milliseconds>(
+                                  defaults::lease_ttl),
+                                stop);
+      if (!owned) {
+        set_db_ok(false);
+        spdlog::warn("cannot adopt the jobs of worker {}: {}",
+                     hello.worker_id, render(owned.error()));
+        return owned.error();
+      }
+      for (auto& j : *owned) {
+        spdlog::info("job {}: adopted attempt {} from re-registered worker "
+                     "{}",
+                     j.job_id, j.attempt, hello.worker_id);
+        entry.jobs.emplace(j.job_id, j.attempt);
+      }
+      for (auto& j : stop) {
+        spdlog::info("job {}: attempt {} on worker {} no longer owns the "
+                     "job; stopping it",
+                     j.job_id, j.attempt, hello.worker_id);
+        self->send(sender, job_cancel{j.job_id, j.attempt});
+      }
     }
     spdlog::info("worker {} registered from {} (node {}) with {} slots",
                  hello.worker_id, hello.host, caf::to_string(node),
@@ -166,7 +194,9 @@ struct scheduler_state {
     }
     w->last_seen = now_micros();
     w->jobs.erase(x.job_id);
-    batch.finishes.push_back({x.job_id, x.attempt, x.ok, x.error, x.at});
+    batch.finishes.push_back({x.job_id, x.attempt,
+                              static_cast<job_outcome>(x.outcome), x.error,
+                              x.at});
     want_claim = true;
     schedule_flush();
   }
@@ -243,17 +273,22 @@ struct scheduler_state {
     std::unordered_set<std::string> finished{outcome.finished.begin(),
                                              outcome.finished.end()};
     for (auto& s : done.starts) {
-      if (started.count(s.job_id) > 0)
+      if (started.count(s.job_id) > 0) {
         spdlog::debug("job {}: running, attempt {} on {}", s.job_id,
                       s.attempt, s.worker_id);
-      else
-        spdlog::warn("job {}: stale start of attempt {} on {} rejected",
-                     s.job_id, s.attempt, s.worker_id);
+        continue;
+      }
+      // Cancelled or taken over meanwhile: the attempt must not run.
+      spdlog::warn("job {}: start of attempt {} on {} rejected (cancelled "
+                   "or no longer claimed); stopping it",
+                   s.job_id, s.attempt, s.worker_id);
+      if (auto w = find_by_id(s.worker_id))
+        self->send(w->handle, job_cancel{s.job_id, s.attempt});
     }
     for (auto& f : done.finishes) {
       if (finished.count(f.job_id) > 0)
-        spdlog::debug("job {}: {}, attempt {}", f.job_id,
-                      f.ok ? "completed" : "failed", f.attempt);
+        spdlog::debug("job {}: attempt {} ended ({})", f.job_id, f.attempt,
+                      static_cast<int>(f.outcome));
       else
         spdlog::warn("job {}: stale result of attempt {} rejected", f.job_id,
                      f.attempt);
@@ -309,16 +344,82 @@ struct scheduler_state {
                     attempt);
       self->send(w->handle,
                  job_assignment{job.id, attempt, std::move(job.pipeline_name),
-                                std::move(job.parameters_json)});
+                                std::move(job.parameters_json),
+                                job.timeout_seconds});
+    }
+  }
+
+  // A cancel was accepted for `job_id`: if one of our workers runs it,
+  // tell that worker to stop it.
+  void on_cancel(const std::string& job_id) {
+    for (auto& [addr, w] : workers) {
+      auto i = w.jobs.find(job_id);
+      if (i == w.jobs.end())
+        continue;
+      spdlog::info("job {}: cancelling attempt {} on {}", job_id, i->second,
+                   w.id);
+      self->send(w.handle, job_cancel{job_id, i->second});
+    }
+  }
+
+  void on_drain(const std::string& worker_id) {
+    if (auto w = sender_entry(); w != nullptr) {
+      spdlog::info("worker {} is draining: no new jobs for it", w->id);
+      w->draining = true;
+    } else {
+      spdlog::debug("drain from unregistered worker {}", worker_id);
+    }
+  }
+
+  // Hands back what this scheduler claimed and persists what it holds; run
+  // when the api-node shuts down.
+  void shutdown() {
+    flush();
+    if (auto err = store->release_claims(cfg.scheduler_id))
+      spdlog::warn("cannot release claims: {}", render(err));
+    for (auto& [addr, w] : workers)
+      if (auto err = store->disconnect_worker(w.id, cfg.scheduler_id))
+        spdlog::warn("cannot record that worker {} left: {}", w.id,
+                     render(err));
+  }
+
+  void reap() {
+    auto reaped = store->reap(defaults::max_claim_batch);
+    if (!reaped) {
+      set_db_ok(false);
+      spdlog::warn("reaper: {}", render(reaped.error()));
+      return;
+    }
+    for (auto& id : *reaped)
+      spdlog::warn("job {}: lease expired, worker lost; requeued or failed",
+                   id);
+    if (!reaped->empty()) {
+      want_claim = true;
+      schedule_flush();
     }
   }
 
   void sweep() {
     std::vector<std::string> ids;
     std::vector<micros> seen;
+    std::vector<job_attempt> leased;
+    auto alive_since
+      = now_micros()
+        - std::chrono::duration_cast<std::chrono::microseconds>(
+            defaults::worker_alive_window)
+            .count();
     for (auto& [addr, w] : workers) {
       ids.push_back(w.id);
       seen.push_back(w.last_seen);
+      if (w.last_seen >= alive_since)
+        for (auto& [job_id, attempt] : w.jobs)
+          leased.push_back({job_id, attempt});
+    }
+    if (auto err = store->renew_leases(
+          leased, std::chrono::duration_cast<std::chrono::milliseconds>(
+                    defaults::lease_ttl))) {
+      set_db_ok(false);
+      spdlog::warn("cannot renew leases: {}", render(err));
     }
     if (auto err = store->touch_workers(ids, seen, cfg.scheduler_id)) {
       set_db_ok(false);
@@ -375,6 +476,7 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
     return make_error(ec::internal, "unhandled exception in scheduler");
   });
   self->delayed_send(self, defaults::sweep_interval, tick_atom::value);
+  self->delayed_send(self, defaults::reaper_interval, reap_atom::value);
   spdlog::info("scheduler {} started", st.cfg.scheduler_id);
   return {
     [self](register_atom, worker_hello& hello) -> caf::result<std::string> {
@@ -392,6 +494,25 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
     [self](wake_atom) {
       self->state.want_claim = true;
       self->state.schedule_flush();
+    },
+    [self](cancel_atom, const std::string& job_id) {
+      self->state.on_cancel(job_id);
+    },
+    [self](drain_atom, const std::string& worker_id) {
+      self->state.on_drain(worker_id);
+    },
+    [self](drain_done_atom) {
+      // The worker's reports before this one have all been received.
+      return drain_done_atom::value;
+    },
+    [self](drain_atom) {
+      self->state.shutdown();
+      self->quit();
+      return drain_done_atom::value;
+    },
+    [self](reap_atom) {
+      self->state.reap();
+      self->delayed_send(self, defaults::reaper_interval, reap_atom::value);
     },
     [self](flush_atom) { self->state.flush(); },
     [self](tick_atom) {

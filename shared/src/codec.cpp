@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cmath>
+#include <cstdio>
 
 namespace orch::codec {
 
@@ -59,6 +61,19 @@ std::string check_value(const json& x, size_t depth) {
 }
 
 } // namespace
+
+std::string hash_hex(std::string_view str) {
+  // FNV-1a, 64 bit: stable across processes and builds.
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (auto c : str) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx",
+                static_cast<unsigned long long>(h));
+  return buf;
+}
 
 size_t utf8_length(std::string_view str) {
   size_t n = 0;
@@ -170,6 +185,37 @@ caf::expected<job_submission> parse_submission(std::string_view body) {
         continue;
       }
       result.priority = static_cast<int32_t>(v);
+    } else if (key == "max_attempts") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1
+          || value.get<int64_t>() > defaults::max_max_attempts
+          || (value.is_number_unsigned()
+              && value.get<uint64_t>() > defaults::max_max_attempts)) {
+        errors.push_back({key, "must be an integer from 1 to "
+                                 + std::to_string(defaults::max_max_attempts)});
+        continue;
+      }
+      result.max_attempts = value.get<int32_t>();
+    } else if (key == "retry_backoff_seconds") {
+      if (!value.is_number() || !(value.get<double>() >= 0)
+          || value.get<double>() > defaults::max_retry_backoff_seconds) {
+        errors.push_back(
+          {key, "must be a number from 0 to "
+                  + std::to_string(
+                    static_cast<int>(defaults::max_retry_backoff_seconds))});
+        continue;
+      }
+      result.retry_backoff_seconds = value.get<double>();
+    } else if (key == "timeout_seconds") {
+      if (!value.is_number_integer() || value.get<int64_t>() < 1
+          || value.get<int64_t>() > defaults::max_timeout_seconds
+          || (value.is_number_unsigned()
+              && value.get<uint64_t>() > defaults::max_timeout_seconds)) {
+        errors.push_back(
+          {key, "must be an integer from 1 to "
+                  + std::to_string(defaults::max_timeout_seconds)});
+        continue;
+      }
+      result.timeout_seconds = value.get<int32_t>();
     } else {
       errors.push_back({key, "unknown field"});
     }
@@ -178,6 +224,7 @@ caf::expected<job_submission> parse_submission(std::string_view body) {
     errors.push_back({"pipeline_name", "is required"});
   if (!errors.empty())
     return make_validation_error(std::move(errors));
+  result.request_hash = hash_hex(doc.dump());
   return result;
 }
 
@@ -208,6 +255,11 @@ json to_json(const job& x) {
     {"started_at", opt_time(x.started_at)},
     {"completed_at", opt_time(x.completed_at)},
     {"error_message", opt_str(x.error_message)},
+    {"max_attempts", x.max_attempts},
+    {"retry_backoff_seconds", x.retry_backoff_seconds},
+    {"timeout_seconds", x.timeout_seconds},
+    {"next_attempt_at", opt_time(x.next_attempt_at)},
+    {"cancel_requested", x.cancel_requested},
   };
 }
 

@@ -13,6 +13,8 @@ const char* to_string(ec x) {
     case ec::validation_failed: return "validation_failed";
     case ec::unsupported_media_type: return "unsupported_media_type";
     case ec::payload_too_large: return "payload_too_large";
+    case ec::uri_too_long: return "uri_too_long";
+    case ec::headers_too_large: return "headers_too_large";
     case ec::not_found: return "not_found";
     case ec::method_not_allowed: return "method_not_allowed";
     case ec::conflict: return "conflict";

@@ -17,6 +17,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<job_started>("orch.v1.job_started");
   cfg.add_message_type<job_log>("orch.v1.job_log");
   cfg.add_message_type<job_finished>("orch.v1.job_finished");
+  cfg.add_message_type<job_cancel>("orch.v1.job_cancel");
   cfg.add_message_type<field_error>("orch.field_error");
   cfg.add_message_type<std::vector<field_error>>("orch.field_error_list");
   cfg.add_error_category(ec_category, [](uint8_t code, caf::atom_value,

@@ -224,12 +224,13 @@ TEST_F(store, transitions_are_fenced_by_attempt_and_claim) {
   ASSERT_TRUE(db->apply(second, "s1"));
   // The late result of attempt 1 must not overwrite attempt 2.
   transition_batch stale;
-  stale.finishes.push_back({id, 1, true, "", now_micros()});
+  stale.finishes.push_back({id, 1, job_outcome::completed, "", now_micros()});
   out = db->apply(stale, "s1");
   ASSERT_TRUE(out);
   EXPECT_TRUE(out->finished.empty());
   transition_batch fine;
-  fine.finishes.push_back({id, 2, false, "low coverage", now_micros()});
+  fine.finishes.push_back(
+    {id, 2, job_outcome::failed, "low coverage", now_micros()});
   out = db->apply(fine, "s1");
   ASSERT_TRUE(out);
   EXPECT_EQ(out->finished.size(), 1u);

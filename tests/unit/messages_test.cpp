@@ -58,14 +58,15 @@ TEST_F(messages, worker_hello_round_trips) {
 }
 
 TEST_F(messages, job_messages_round_trip) {
-  auto a = round_trip(job_assignment{"j", 3, "pipe", R"({"k":"v"})"});
+  auto a = round_trip(job_assignment{"j", 3, "pipe", R"({"k":"v"})", 60});
+  EXPECT_EQ(a.timeout_seconds, 60);
   EXPECT_EQ(a.job_id, "j");
   EXPECT_EQ(a.attempt, 3);
   EXPECT_EQ(a.parameters_json, R"({"k":"v"})");
   auto s = round_trip(job_started{"j", 3, "w", 123456789});
   EXPECT_EQ(s.at, 123456789);
-  auto f = round_trip(job_finished{"j", 3, "w", false, "it broke", 5});
-  EXPECT_FALSE(f.ok);
+  auto f = round_trip(job_finished{"j", 3, "w", 1, "it broke", 5});
+  EXPECT_EQ(f.outcome, 1);
   EXPECT_EQ(f.error, "it broke");
   auto l = round_trip(job_log{"j", 3, "stderr", {"one", "two"}});
   EXPECT_EQ(l.lines.size(), 2u);

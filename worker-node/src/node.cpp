@@ -58,7 +58,9 @@ int run_node(int argc, char** argv) {
     "orch worker-node: connects to an api-node's scheduler and runs the jobs "
     "it assigns.",
     {
-      {"SCHEDULER_HOST", "127.0.0.1", "address of an api-node's scheduler"},
+      {"SCHEDULER_HOST", "127.0.0.1",
+       "address of an api-node's scheduler; a comma-separated list of "
+       "host or host:port tries each in turn"},
       {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
        "CAF port of the scheduler"},
       {"WORKER_ID", "", "unique name of this worker (default: hostname-pid)"},
@@ -68,6 +70,11 @@ int run_node(int argc, char** argv) {
       {"MOCK_MIN_SECONDS", "10", "shortest mock run"},
       {"MOCK_MAX_SECONDS", "30", "longest mock run"},
       {"MOCK_SUCCESS_RATE", "0.8", "probability that a mock run succeeds"},
+      {"DRAIN_SECONDS", "60",
+       "on SIGTERM, time for running jobs to finish before they are handed "
+       "back"},
+      {"CANCEL_GRACE_SECONDS", "10",
+       "time between SIGTERM and SIGKILL when a job is stopped"},
     }};
   if (auto err = opts.parse(argc, argv)) {
     std::cerr << "worker-node: " << render(err) << "\n";
@@ -83,11 +90,22 @@ int run_node(int argc, char** argv) {
     return 2;
   }
   worker_config cfg;
-  cfg.scheduler_host = opts.get("SCHEDULER_HOST");
   auto port = opts.get_int("SCHEDULER_PORT", 1, 65535);
   if (!port)
     return fail(port.error());
-  cfg.scheduler_port = static_cast<uint16_t>(*port);
+  cfg.schedulers = parse_scheduler_addresses(opts.get("SCHEDULER_HOST"),
+                                             static_cast<uint16_t>(*port));
+  if (cfg.schedulers.empty())
+    return fail(make_error(ec::invalid_configuration,
+                           "SCHEDULER_HOST names no scheduler"));
+  auto drain = opts.get_double("DRAIN_SECONDS", 0, 86400);
+  if (!drain)
+    return fail(drain.error());
+  cfg.drain_timeout = std::chrono::milliseconds{
+    static_cast<int64_t>(*drain * 1000)};
+  auto grace = opts.get_double("CANCEL_GRACE_SECONDS", 0, 3600);
+  if (!grace)
+    return fail(grace.error());
   cfg.host = hostname();
   cfg.worker_id = opts.get("WORKER_ID");
   if (cfg.worker_id.empty())
@@ -111,14 +129,26 @@ int run_node(int argc, char** argv) {
   caf::actor_system sys{ccfg};
   spdlog::info("worker-node {} starting: node {}, {} slots, scheduler {}:{}",
                cfg.worker_id, caf::to_string(sys.node()), cfg.slots,
-               cfg.scheduler_host, cfg.scheduler_port);
+               cfg.schedulers[0].host, cfg.schedulers[0].port);
+  auto drain_timeout = cfg.drain_timeout;
   auto worker = spawn_worker(sys, cfg);
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", strsignal(sig));
-  caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
-  return 0;
+  spdlog::info("received {}: draining (up to {} ms)", strsignal(sig),
+               drain_timeout.count());
+  caf::scoped_actor self{sys};
+  self->monitor(worker);
+  self->send(worker, drain_atom::value);
+  bool done = false;
+  self->receive(
+    [&](caf::down_msg&) { done = true; },
+    caf::after(drain_timeout + std::chrono::seconds{15}) >> [&] {
+      spdlog::error("drain did not finish in time; exiting anyway");
+    });
+  if (!done)
+    caf::anon_send_exit(worker, caf::exit_reason::user_shutdown);
+  return done ? 0 : 1;
 }
 
 } // namespace orch::worker

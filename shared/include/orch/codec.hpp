@@ -26,6 +26,9 @@ std::string encode_cursor(int64_t seq);
 /// Decodes a cursor made by `encode_cursor`; `validation_failed` otherwise.
 caf::expected<int64_t> decode_cursor(std::string_view cursor);
 
+/// Returns a stable 64-bit hash of `str` as 16 hex digits.
+std::string hash_hex(std::string_view str);
+
 /// Returns the number of Unicode code points of the UTF-8 string `str`.
 size_t utf8_length(std::string_view str);
 

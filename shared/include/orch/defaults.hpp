@@ -26,6 +26,19 @@ inline constexpr size_t max_description = 4096;
 /// Range of `priority`.
 inline constexpr int32_t min_priority = -1000;
 inline constexpr int32_t max_priority = 1000;
+/// Range of `max_attempts`, and the defaults of the retry fields.
+inline constexpr int32_t max_max_attempts = 100;
+inline constexpr double default_retry_backoff_seconds = 10;
+inline constexpr double max_retry_backoff_seconds = 86400;
+inline constexpr int32_t default_timeout_seconds = 86400;
+inline constexpr int32_t max_timeout_seconds = 30 * 86400;
+/// Longest retry delay, whatever the backoff grows to.
+inline constexpr double max_retry_delay_seconds = 6 * 3600;
+/// Longest Idempotency-Key header.
+inline constexpr size_t max_idempotency_key = 255;
+/// Longest request target (path and query) and most query parameters.
+inline constexpr size_t max_url_length = 8192;
+inline constexpr size_t max_query_params = 32;
 /// Page size bounds of GET /jobs.
 inline constexpr int32_t default_page_size = 100;
 inline constexpr int32_t max_page_size = 1000;
@@ -56,6 +69,16 @@ inline constexpr auto heartbeat_interval = 1s;
 inline constexpr auto connection_timeout = 5s;
 /// How often a worker tells the scheduler that it is alive.
 inline constexpr auto worker_heartbeat = 2s;
+/// A running job's lease: renewed by its worker's heartbeats (through the
+/// scheduler's sweep); when it lapses, any api-node's reaper requeues it.
+inline constexpr auto lease_ttl = 20s;
+/// How often each api-node runs the reaper.
+inline constexpr auto reaper_interval = 2s;
+/// A worker counts as alive for lease renewal while heard within this.
+inline constexpr auto worker_alive_window = 6s;
+/// Extra requeues a job gets beyond max_attempts when its worker is lost
+/// (noticed through monitoring), so that a crash-looping job still ends.
+inline constexpr int32_t lost_worker_requeues = 2;
 /// Most jobs claimed in one statement.
 inline constexpr size_t max_claim_batch = 1000;
 
@@ -64,6 +87,11 @@ inline constexpr size_t max_claim_batch = 1000;
 /// Reconnect backoff of a worker that lost or never reached its scheduler.
 inline constexpr auto reconnect_min = 100ms;
 inline constexpr auto reconnect_max = 5s;
+/// Seconds a worker-node finishes running jobs after SIGTERM before it
+/// cancels and hands back the rest.
+inline constexpr double drain_seconds = 60;
+/// Seconds between SIGTERM and SIGKILL when an executor stops a job.
+inline constexpr double cancel_grace_seconds = 10;
 /// Mock executor defaults.
 inline constexpr double mock_min_seconds = 10;
 inline constexpr double mock_max_seconds = 30;
@@ -75,6 +103,8 @@ inline constexpr double mock_success_rate = 0.8;
 inline constexpr size_t db_pool_size = 4;
 /// Most submissions committed in one group-commit transaction.
 inline constexpr size_t max_submit_batch = 512;
+/// How long a draining api-node waits for requests in flight.
+inline constexpr auto http_drain_timeout = 10s;
 /// Backoff between attempts to reconnect to PostgreSQL.
 inline constexpr auto db_reconnect_min = 100ms;
 inline constexpr auto db_reconnect_max = 2s;

@@ -26,6 +26,10 @@ enum class ec : uint8_t {
   unsupported_media_type,
   /// The request body exceeds the size limit.
   payload_too_large,
+  /// The request target (path and query) exceeds the length limit.
+  uri_too_long,
+  /// The request headers exceed the size limit.
+  headers_too_large,
   /// No such resource (job, route).
   not_found,
   /// The route exists, but not for this method.

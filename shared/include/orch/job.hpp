@@ -26,7 +26,12 @@ namespace orch {
 ///              +-----> cancelled          |completed|  |failed|
 ///                                         +---------+  +------+
 ///
-/// `completed`, `failed` and `cancelled` are terminal.
+/// `completed`, `failed` and `cancelled` are terminal. Further edges:
+/// - running -> pending: a failed attempt with attempts left (not before
+///   `next_attempt_at`), a worker lost or a lease expired (requeue), or a
+///   draining worker handing the job back (the attempt is not counted).
+/// - running -> cancelled: the worker confirmed a cancel; a cancel accepted
+///   while the worker was unreachable also wins over its late result.
 enum class job_status : uint8_t {
   pending,
   running,
@@ -54,6 +59,16 @@ struct job_submission {
   std::string parameters_json = "{}";
   std::optional<std::string> description;
   int32_t priority = 0;
+  /// Attempts before the job fails for good (1..100).
+  int32_t max_attempts = 1;
+  /// Base of the exponential retry backoff, in seconds.
+  double retry_backoff_seconds = 10;
+  /// Longest a single attempt may run.
+  int32_t timeout_seconds = 86400;
+  /// The client's Idempotency-Key header, if any.
+  std::optional<std::string> idempotency_key;
+  /// Hash of the canonical request body (for idempotent replays).
+  std::string request_hash;
 };
 
 /// A job as stored.
@@ -71,6 +86,24 @@ struct job {
   std::optional<micros> started_at;
   std::optional<micros> completed_at;
   std::optional<std::string> error_message;
+  int32_t max_attempts = 1;
+  double retry_backoff_seconds = 10;
+  int32_t timeout_seconds = 86400;
+  /// When a failed job may be claimed again.
+  std::optional<micros> next_attempt_at;
+  /// A cancel was accepted; the job ends `cancelled` whatever its worker
+  /// reports.
+  bool cancel_requested = false;
+};
+
+/// The outcome a worker reports for one attempt.
+enum class job_outcome : uint8_t {
+  completed = 0,
+  failed = 1,
+  /// Stopped on request (cancel, or a start the scheduler rejected).
+  cancelled = 2,
+  /// Handed back unfinished by a draining worker; does not use an attempt.
+  released = 3,
 };
 
 /// Filters and page of `GET /jobs`.

@@ -12,7 +12,16 @@
 //   | -- job_started ----------------------> |  pending -> running
 //   | -- job_log ---------------------------> |  (optional, any number)
 //   | -- job_finished ----------------------> |  running -> completed|failed
-//   | -- (heartbeat_atom, worker_id, running) |  every few seconds
+//   | -- (heartbeat_atom, worker_id) -------> |  every few seconds; renews
+//   |                                         |  the leases of its jobs
+//   | <------------------------- job_cancel - |  a cancel was accepted
+//   | -- (drain_atom, worker_id) -----------> |  SIGTERM: no new jobs
+//   | -- (drain_done_atom) -----------------> |  reply: all reports seen
+//
+// After losing its scheduler a worker keeps its jobs running, reconnects (to
+// the same or another api-node) and lists them in `worker_hello.inflight`;
+// the scheduler adopts those whose attempt still owns the job in Postgres
+// and cancels the others.
 //
 // Every report names the job's attempt. The scheduler applies it only while
 // that attempt still owns the job in Postgres (fencing), so a report from a
@@ -38,6 +47,10 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using reconnect_atom = caf::atom_constant<caf::atom("reconnect")>;
 using mock_done_atom = caf::atom_constant<caf::atom("mock_done")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using drain_done_atom = caf::atom_constant<caf::atom("drain_done")>;
+using reap_atom = caf::atom_constant<caf::atom("reap")>;
 
 /// A job a worker is running, as reported when it (re-)registers.
 struct inflight_job {
@@ -75,12 +88,27 @@ struct job_assignment {
   int32_t attempt = 0;
   std::string pipeline_name;
   std::string parameters_json;
+  /// The worker stops the attempt after this long and reports
+  /// "timeout after N s".
+  int32_t timeout_seconds = 86400;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_assignment& x) {
   return f(caf::meta::type_name("orch.v1.job_assignment"), x.job_id,
-           x.attempt, x.pipeline_name, x.parameters_json);
+           x.attempt, x.pipeline_name, x.parameters_json, x.timeout_seconds);
+}
+
+/// Stop an attempt: the scheduler accepted a cancel, or the attempt no
+/// longer owns its job. The worker kills it and reports it `cancelled`.
+struct job_cancel {
+  std::string job_id;
+  int32_t attempt = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_cancel& x) {
+  return f(caf::meta::type_name("orch.v1.job_cancel"), x.job_id, x.attempt);
 }
 
 /// The worker started the job's executor.
@@ -118,8 +146,9 @@ struct job_finished {
   std::string job_id;
   int32_t attempt = 0;
   std::string worker_id;
-  bool ok = false;
-  /// Why it failed; empty when `ok`.
+  /// A `job_outcome` value.
+  uint8_t outcome = 0;
+  /// Why it failed; empty when completed.
   std::string error;
   int64_t at = 0;
 };
@@ -127,7 +156,7 @@ struct job_finished {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_finished& x) {
   return f(caf::meta::type_name("orch.v1.job_finished"), x.job_id, x.attempt,
-           x.worker_id, x.ok, x.error, x.at);
+           x.worker_id, x.outcome, x.error, x.at);
 }
 
 /// Registers every message type and our error category with `cfg`. Every

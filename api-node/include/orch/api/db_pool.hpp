@@ -17,7 +17,7 @@ namespace orch::api {
 using db_task = std::function<void(job_store&)>;
 
 /// Called once a submission is committed (or failed to be).
-using submit_callback = std::function<void(caf::expected<job>)>;
+using submit_callback = std::function<void(caf::expected<submit_result>)>;
 
 /// A fixed set of detached actors, each owning one PostgreSQL connection.
 /// HTTP handlers hand them work and return at once; the actor answers the

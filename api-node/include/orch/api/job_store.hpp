@@ -24,6 +24,29 @@ struct claimed_job {
   std::string parameters_json;
   int32_t priority = 0;
   int64_t seq = 0;
+  int32_t timeout_seconds = 86400;
+};
+
+/// What became of one submission.
+struct submit_result {
+  job value;
+  /// An earlier submission with the same Idempotency-Key and body.
+  bool replayed = false;
+  /// Set when the key was used with a different body.
+  caf::error error;
+};
+
+/// A job and attempt, e.g. one a worker runs.
+struct job_attempt {
+  std::string job_id;
+  int32_t attempt = 0;
+};
+
+/// What a cancel request did.
+struct cancel_result {
+  job value;
+  /// The job was running: its worker must stop it.
+  bool was_running = false;
 };
 
 /// Transitions the scheduler persists together, in this order: starts,
@@ -38,7 +61,7 @@ struct transition_batch {
   struct finished {
     std::string job_id;
     int32_t attempt;
-    bool ok;
+    job_outcome outcome;
     std::string error;
     micros at;
   };
@@ -99,6 +122,38 @@ public:
   /// the order of `subs`.
   caf::expected<std::vector<job>>
   insert_jobs(const std::vector<job_submission>& subs);
+
+  /// Like `insert_jobs`, honouring Idempotency-Keys: a key seen before
+  /// returns its job (replayed) when the body hash matches, and a
+  /// `validation_failed` error otherwise.
+  caf::expected<std::vector<submit_result>>
+  submit_jobs(const std::vector<job_submission>& subs);
+
+  /// Cancels a job: a pending one at once, a running one by setting
+  /// `cancel_requested` (and notifying the schedulers on `orch_cancel`).
+  /// Answers `not_found`, or `conflict` naming the status of a terminal job.
+  caf::expected<cancel_result> cancel_job(const std::string& id);
+
+  /// Extends the leases of running attempts.
+  caf::error renew_leases(const std::vector<job_attempt>& jobs,
+                          std::chrono::milliseconds ttl);
+
+  /// Returns running jobs whose lease lapsed to pending (or fails them
+  /// with "worker lost" when no attempts are left, or cancels them when a
+  /// cancel was requested). Rows are locked SKIP LOCKED, so concurrent
+  /// reapers never reap a job twice. Returns the reaped job ids.
+  caf::expected<std::vector<std::string>> reap(size_t limit);
+
+  /// Takes over attempts a re-registering worker still runs: those whose
+  /// attempt still owns its running job get a fresh lease and are returned;
+  /// `cancelled` lists those that must stop (requeued, reaped, finished, or
+  /// cancel requested).
+  caf::expected<std::vector<job_attempt>>
+  adopt(const std::string& worker_id, const std::vector<job_attempt>& jobs,
+        std::chrono::milliseconds ttl, std::vector<job_attempt>& cancelled);
+
+  /// Hands back every pending claim of `scheduler_id`.
+  caf::error release_claims(const std::string& scheduler_id);
 
   /// Returns one job, or `not_found`.
   caf::expected<job> get_job(const std::string& id);

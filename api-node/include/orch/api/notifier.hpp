@@ -9,9 +9,10 @@
 
 namespace orch::api {
 
-/// LISTENs on the `orch_jobs` channel with a connection of its own and wakes
-/// the scheduler on every notification, so that a job submitted through any
-/// api-node reaches idle workers of every node at once. Reconnects with
+/// LISTENs with a connection of its own on `orch_jobs` (new jobs: wakes the
+/// scheduler, so that a job submitted through any api-node reaches idle
+/// workers of every node at once) and `orch_cancel` (a cancel accepted by any
+/// api-node: the scheduler whose worker runs the job tells it to stop). Reconnects with
 /// backoff. The scheduler's periodic sweep covers missed notifications.
 class notifier {
 public:

@@ -15,6 +15,10 @@ struct scheduler_probe {
   std::atomic<bool> running{false};
   /// True while the scheduler's last database operation succeeded.
   std::atomic<bool> database_ok{false};
+  /// True once the api-node drains (SIGTERM): /ready answers 503.
+  std::atomic<bool> draining{false};
+  /// HTTP requests accepted and not yet answered.
+  std::atomic<int64_t> requests_in_flight{0};
 };
 
 struct scheduler_config {

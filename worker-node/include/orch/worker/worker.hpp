@@ -5,19 +5,35 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace orch::worker {
 
+/// One place a scheduler may be reached.
+struct scheduler_address {
+  std::string host;
+  uint16_t port = 4242;
+};
+
 struct worker_config {
-  std::string scheduler_host = "127.0.0.1";
-  uint16_t scheduler_port = 4242;
+  /// Tried in turn: a worker that loses its scheduler moves on to the next.
+  std::vector<scheduler_address> schedulers;
   std::string worker_id;
   std::string host;
   uint32_t slots = 1;
   mock_config mock;
+  /// After `drain_atom`: how long running jobs may finish before they are
+  /// cancelled and handed back.
+  std::chrono::milliseconds drain_timeout{60000};
 };
+
+/// Parses "host", "host:port" or a comma-separated list of them; entries
+/// without a port use `default_port`.
+std::vector<scheduler_address> parse_scheduler_addresses(
+  const std::string& str, uint16_t default_port);
 
 /// Spawns the worker actor. Its connection to the scheduler is a state
 /// machine:
@@ -35,6 +51,10 @@ struct worker_config {
 /// flight from an earlier connection). In `running` it runs assigned jobs,
 /// reports them, and sends heartbeats. Jobs keep running across a lost
 /// connection; their results are queued and sent once registered again.
+///
+/// `drain_atom` (sent on SIGTERM) makes it take no new jobs, let running
+/// ones finish within `drain_timeout`, cancel and hand back the rest, and
+/// quit once the scheduler acknowledged every report.
 caf::actor spawn_worker(caf::actor_system& sys, worker_config cfg);
 
 } // namespace orch::worker
