@@ -348,3 +348,91 @@ TEST_F(api, ready_is_503_without_database) {
   EXPECT_EQ(c.post_json("/jobs", R"({"pipeline_name":"p"})").status, 201);
   dump_on_failure({n->proc.get()});
 }
+
+TEST_F(api, limits_are_inclusive) {
+  auto c = client();
+  auto accepted = [&](const json& body) {
+    auto r = c.post_json("/jobs", body.dump());
+    EXPECT_EQ(r.status, 201) << body.dump().substr(0, 200) << " -> "
+                             << r.body.substr(0, 300);
+  };
+  accepted({{"pipeline_name", std::string(128, 'x')}});
+  accepted({{"pipeline_name", "A-Za-z0-9_.-"}});
+  accepted({{"pipeline_name", "p"}, {"priority", 1000}});
+  accepted({{"pipeline_name", "p"}, {"priority", -1000}});
+  accepted({{"pipeline_name", "p"}, {"description", nullptr}});
+  accepted({{"pipeline_name", "p"}, {"description", ""}});
+  // 4096 characters, 8192 bytes: the limit counts characters.
+  std::string enye_4096;
+  for (int i = 0; i < 4096; ++i)
+    enye_4096 += "\xc3\xb1";
+  accepted({{"pipeline_name", "p"}, {"description", enye_4096}});
+  // {"k":"…"} serialized is 8 bytes plus the string: exactly 64 KiB.
+  accepted({{"pipeline_name", "p"},
+            {"parameters", {{"k", std::string((64 << 10) - 8, 'a')}}}});
+}
+
+TEST_F(api, more_rule_violations_name_the_field) {
+  auto c = client();
+  auto rejected = [&](const json& body, const std::string& field) {
+    SCOPED_TRACE(body.dump().substr(0, 200));
+    expect_field_error(c.post_json("/jobs", body.dump()), field);
+  };
+  rejected({{"pipeline_name", ""}}, "pipeline_name");
+  rejected({{"pipeline_name", nullptr}}, "pipeline_name");
+  rejected({{"pipeline_name", "a/b"}}, "pipeline_name");
+  rejected({{"pipeline_name", "ñ"}}, "pipeline_name");
+  rejected({{"pipeline_name", "p"}, {"priority", -1001}}, "priority");
+  rejected({{"pipeline_name", "p"}, {"priority", 1.5}}, "priority");
+  rejected({{"pipeline_name", "p"}, {"priority", "5"}}, "priority");
+  rejected({{"pipeline_name", "p"}, {"priority", true}}, "priority");
+  rejected({{"pipeline_name", "p"}, {"priority", 4294967297LL}}, "priority");
+  rejected({{"pipeline_name", "p"}, {"description", 5}}, "description");
+  std::string enye_4097;
+  for (int i = 0; i < 4097; ++i)
+    enye_4097 += "\xc3\xb1";
+  rejected({{"pipeline_name", "p"}, {"description", enye_4097}},
+           "description");
+  rejected({{"pipeline_name", "p"}, {"parameters", "x=1"}}, "parameters");
+  rejected({{"pipeline_name", "p"},
+            {"parameters", {{"k", std::string((64 << 10) - 7, 'a')}}}},
+           "parameters");
+  rejected({{"pipeline_name", "p"}, {"id", "6f1b2a7e-0000-4000-8000-000000000000"}},
+           "id");
+  rejected({{"pipeline_name", "p"}, {"status", "completed"}}, "status");
+}
+
+TEST_F(api, ill_formed_utf8_is_400) {
+  auto c = client();
+  expect_problem(c.post_json("/jobs", "{\"pipeline_name\":\"p\","
+                                      "\"description\":\"\xff\xfe\"}"),
+                 400);
+}
+
+TEST_F(api, list_query_errors_are_422) {
+  auto c = client();
+  expect_field_error(c.get("/jobs?limit=-1"), "limit");
+  expect_field_error(c.get("/jobs?status=running,bogus"), "status");
+  expect_field_error(c.get("/jobs?cursor=" + std::string(40, 'A')), "cursor");
+  EXPECT_EQ(c.get("/jobs?limit=1").status, 200);
+  EXPECT_EQ(c.get("/jobs?status=completed,failed,cancelled").status, 200);
+}
+
+// A body that ends before its Content-Length, then a closed connection: no
+// job may be created from the fragment, and the node keeps serving.
+TEST_F(api, truncated_body_creates_no_job) {
+  auto c = client();
+  http_client raw_client{node->http_port, 3s};
+  raw_client.raw("POST /jobs HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 400\r\n"
+                 "\r\n{\"pipeline_name\":\"truncated\"}");
+  raw_client.raw("POST /jobs HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/json\r\nContent-Length: 10\r\n"
+                 "\r\n{\"pipeline_name\":\"truncated\"}");
+  raw_client.raw("GARBAGE\r\n\r\n");
+  auto r = c.get("/jobs?pipeline_name=truncated");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(body_json(r)["total"], 0) << r.body;
+  EXPECT_EQ(c.get("/health").status, 200);
+  EXPECT_TRUE(node->proc->running());
+}
