@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Helpers of bench/run (standard library only).
+
+Every measure appends "facts" to one file, a line each:
+    name <TAB> value (JSON) <TAB> unit
+and `report` turns them into the results JSON and the table. Subcommands:
+
+    freeport N                     print N free TCP ports on 127.0.0.1
+    rusage OUT -- CMD...           run CMD, write its CPU time and peak RSS
+    procsnap OUT NAME=SPEC...      CPU time of process groups, SPEC is
+                                   pid[,pid...] or tree:PID (PID plus its
+                                   children, and children it has reaped)
+    procdiff PREFIX A B            facts: CPU seconds and cores used between
+                                   two snapshots
+    rss PREFIX PID                 facts: VmRSS and VmHWM of PID
+    wrk-facts PREFIX OUT [RUSAGE]  facts from wrk's BENCH_JSON line
+    pgbench-facts PREFIX OUT       facts from pgbench's summary
+    wait-http URL SECONDS          wait until URL answers 2xx
+    wait-workers BASE N SECONDS    wait until GET /workers lists N workers
+    follow-cursor BASE PATH PAGES  print the path of page PAGES+1
+    idle BASE N OUT                submit N jobs one at a time (idle latency)
+    latency PREFIX SAMPLES TIMES   facts: idle dispatch latency percentiles
+    dist PREFIX UNIT FILE          facts: p50/p90/p99/max of one number a line
+    report FACTS RESULTS_DIR STAMP MODE [--strict]
+"""
+
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def fact(name, value, unit):
+    """Prints one fact line."""
+    print(f"{name}\t{json.dumps(value)}\t{unit}")
+
+
+# -- processes ---------------------------------------------------------------
+
+
+def cmd_freeport(n):
+    socks = []
+    for _ in range(int(n)):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    print(" ".join(str(s.getsockname()[1]) for s in socks))
+    for s in socks:
+        s.close()
+
+
+def cmd_rusage(out, *cmd):
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd)
+    _, status, ru = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    with open(out, "w") as f:
+        json.dump({"user_s": ru.ru_utime, "sys_s": ru.ru_stime,
+                   "wall_s": wall, "max_rss_kb": ru.ru_maxrss,
+                   "exit": code}, f)
+    sys.exit(code if code >= 0 else 128 - code)
+
+
+def stat_ticks(pid, with_children=False):
+    """utime+stime of a process (and of its reaped children), in ticks."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    fields = data[data.rindex(")") + 2:].split()
+    # fields[0] is field 3 (state): utime is field 14, stime 15, cutime 16,
+    # cstime 17.
+    ticks = int(fields[11]) + int(fields[12])
+    if with_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks
+
+
+def children(pid):
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task") if os.path.isdir(
+            f"/proc/{pid}/task") else []:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def group_ticks(spec):
+    if spec.startswith("tree:"):
+        root = int(spec[5:])
+        return stat_ticks(root, True) + sum(stat_ticks(c)
+                                            for c in children(root))
+    return sum(stat_ticks(int(p)) for p in spec.split(",") if p)
+
+
+def cmd_procsnap(out, *specs):
+    snap = {"t": time.monotonic(), "groups": {}}
+    for spec in specs:
+        name, _, what = spec.partition("=")
+        snap["groups"][name] = group_ticks(what)
+    with open(out, "w") as f:
+        json.dump(snap, f)
+
+
+def cmd_procdiff(prefix, a, b):
+    with open(a) as f:
+        sa = json.load(f)
+    with open(b) as f:
+        sb = json.load(f)
+    wall = sb["t"] - sa["t"]
+    fact(f"{prefix}.wall", round(wall, 3), "s")
+    for name, ticks in sb["groups"].items():
+        secs = (ticks - sa["groups"].get(name, 0)) / CLK_TCK
+        fact(f"{prefix}.{name}.cpu", round(secs, 2), "s")
+        fact(f"{prefix}.{name}.cores", round(secs / wall, 2) if wall else None,
+             "cores")
+
+
+def read_status(pid):
+    vals = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    vals[key] = int(rest.split()[0])
+    except OSError:
+        pass
+    return vals
+
+
+def cmd_rss(prefix, pid):
+    vals = read_status(pid)
+    fact(f"{prefix}.rss", round(vals.get("VmRSS", 0) / 1024, 1), "MiB")
+    fact(f"{prefix}.peak_rss", round(vals.get("VmHWM", 0) / 1024, 1), "MiB")
+
+
+# -- load generator output ---------------------------------------------------
+
+
+def cmd_wrk_facts(prefix, out, rusage=None):
+    data = None
+    with open(out) as f:
+        for line in f:
+            if line.startswith("BENCH_JSON "):
+                data = json.loads(line[len("BENCH_JSON "):])
+    if data is None:
+        sys.exit(f"wrk-facts: no BENCH_JSON line in {out}")
+    dur = data["duration_us"] / 1e6
+    fact(f"{prefix}.requests", data["requests"], "requests")
+    fact(f"{prefix}.duration", round(dur, 3), "s")
+    fact(f"{prefix}.throughput", round(data["requests"] / dur, 1), "req/s")
+    non2xx = data["errors_status"]
+    fact(f"{prefix}.non_2xx", non2xx, "responses")
+    fact(f"{prefix}.ok_responses", data["requests"] - non2xx, "responses")
+    socket_errors = sum(data[k] for k in ("errors_connect", "errors_read",
+                                          "errors_write", "errors_timeout"))
+    fact(f"{prefix}.socket_errors", socket_errors, "errors")
+    for key, label in (("latency_p50_us", "p50"), ("latency_p90_us", "p90"),
+                       ("latency_p99_us", "p99"),
+                       ("latency_p99_9_us", "p99_9"),
+                       ("latency_max_us", "max"),
+                       ("latency_mean_us", "mean")):
+        fact(f"{prefix}.latency_{label}", round(data[key] / 1000, 3), "ms")
+    if rusage:
+        with open(rusage) as f:
+            ru = json.load(f)
+        cpu = ru["user_s"] + ru["sys_s"]
+        fact(f"{prefix}.wrk_cpu", round(cpu, 2), "s")
+        fact(f"{prefix}.wrk_cores", round(cpu / ru["wall_s"], 2), "cores")
+
+
+def cmd_pgbench_facts(prefix, out):
+    with open(out) as f:
+        text = f.read()
+    def grab(pattern):
+        m = re.search(pattern, text, re.M)
+        return float(m.group(1)) if m else None
+    tps = grab(r"^tps = ([0-9.]+) \(without initial connection time\)")
+    if tps is None:
+        tps = grab(r"^tps = ([0-9.]+)")
+    if tps is None:
+        sys.exit(f"pgbench-facts: no tps in {out}")
+    fact(f"{prefix}.throughput", round(tps, 1), "tx/s")
+    fact(f"{prefix}.transactions",
+         int(grab(r"^number of transactions actually processed: (\d+)") or 0),
+         "transactions")
+    fact(f"{prefix}.failed",
+         int(grab(r"^number of failed transactions: (\d+)") or 0),
+         "transactions")
+    fact(f"{prefix}.latency_mean", grab(r"^latency average = ([0-9.]+) ms"),
+         "ms")
+    fact(f"{prefix}.latency_stddev", grab(r"^latency stddev = ([0-9.]+) ms"),
+         "ms")
+
+
+# -- HTTP --------------------------------------------------------------------
+
+
+def split_base(base):
+    u = urllib.parse.urlsplit(base)
+    return u.hostname, u.port or 80
+
+
+def http_get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
+def cmd_wait_http(url, seconds):
+    deadline = time.monotonic() + float(seconds)
+    host, port = split_base(url)
+    path = urllib.parse.urlsplit(url).path or "/"
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=2)
+            status, _ = http_get(c, path)
+            c.close()
+            if 200 <= status < 300:
+                return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit(f"wait-http: {url} not ready after {seconds} s")
+
+
+def cmd_wait_workers(base, n, seconds):
+    deadline = time.monotonic() + float(seconds)
+    host, port = split_base(base)
+    seen = -1
+    while time.monotonic() < deadline:
+        try:
+            c = http.client.HTTPConnection(host, port, timeout=2)
+            status, body = http_get(c, "/workers")
+            c.close()
+            if status == 200:
+                seen = len(json.loads(body)["workers"])
+                if seen >= int(n):
+                    return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    sys.exit(f"wait-workers: {seen} of {n} workers after {seconds} s")
+
+
+def cmd_follow_cursor(base, path, pages):
+    host, port = split_base(base)
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    for i in range(int(pages)):
+        status, body = http_get(c, path)
+        if status != 200:
+            sys.exit(f"follow-cursor: {path} answered {status}")
+        cursor = json.loads(body).get("next_cursor")
+        if not cursor:
+            sys.exit(f"follow-cursor: page {i + 1} has no next_cursor")
+        u = urllib.parse.urlsplit(path)
+        q = [(k, v) for k, v in urllib.parse.parse_qsl(u.query)
+             if k != "cursor"]
+        q.append(("cursor", cursor))
+        path = u.path + "?" + urllib.parse.urlencode(q)
+    print(path)
+
+
+def cmd_idle(base, n, out):
+    """Submits N jobs one at a time to an idle system. After each 2xx it
+    records the wall clock (microseconds since the epoch, the clock the
+    worker stamps started_at with), then waits until the job is finished
+    before the next submission, so that every sample meets an idle worker.
+    Writes 'id <TAB> response_us' lines; the harness reads started_at from
+    PostgreSQL (GET /jobs has only millisecond timestamps)."""
+    host, port = split_base(base)
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    body = json.dumps({"pipeline_name": "bench",
+                       "parameters": {"mock_duration_ms": 0,
+                                      "mock_fail": False}})
+    headers = {"Content-Type": "application/json"}
+    deadline = time.monotonic() + 10 + 0.5 * int(n)
+    with open(out, "w") as f:
+        for _ in range(int(n)):
+            c.request("POST", "/jobs", body, headers)
+            r = c.getresponse()
+            data = r.read()
+            t_resp = time.time_ns() // 1000
+            if r.status != 201:
+                sys.exit(f"idle: POST /jobs answered {r.status}: {data!r}")
+            job_id = json.loads(data)["id"]
+            f.write(f"{job_id}\t{t_resp}\n")
+            # Let the dispatch happen undisturbed, then poll for the end.
+            time.sleep(0.01)
+            while True:
+                status, data = http_get(c, "/jobs/" + job_id)
+                if status == 200 and json.loads(data)["status"] in (
+                        "completed", "failed", "cancelled"):
+                    break
+                if time.monotonic() > deadline:
+                    sys.exit(f"idle: job {job_id} did not finish in time")
+                time.sleep(0.002)
+
+
+def percentile(xs, p):
+    """Nearest-rank percentile of a sorted list."""
+    if not xs:
+        return None
+    k = max(0, min(len(xs) - 1, int(round(p / 100 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def dist_facts(prefix, unit, xs):
+    xs = sorted(xs)
+    fact(f"{prefix}.samples", len(xs), "samples")
+    for label, p in (("p50", 50), ("p90", 90), ("p99", 99)):
+        v = percentile(xs, p)
+        fact(f"{prefix}.{label}", None if v is None else round(v, 3), unit)
+    fact(f"{prefix}.max", round(xs[-1], 3) if xs else None, unit)
+
+
+def cmd_latency(prefix, samples, times):
+    """samples: id <TAB> response_us; times: id|created_us|started_us."""
+    resp = {}
+    with open(samples) as f:
+        for line in f:
+            job_id, t = line.split("\t")
+            resp[job_id] = int(t)
+    from_resp, from_created = [], []
+    with open(times) as f:
+        for line in f:
+            job_id, created, started = line.strip().split("|")
+            if job_id in resp and started:
+                from_resp.append((int(started) - resp[job_id]) / 1000)
+                from_created.append((int(started) - int(created)) / 1000)
+    dist_facts(f"{prefix}.from_response", "ms", from_resp)
+    dist_facts(f"{prefix}.from_created_at", "ms", from_created)
+
+
+def cmd_dist(prefix, unit, path):
+    with open(path) as f:
+        xs = [float(x) for x in f.read().split()]
+    dist_facts(prefix, unit, xs)
+
+
+# -- report ------------------------------------------------------------------
+
+
+def load_facts(path):
+    facts = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            name, value, unit = line.split("\t")
+            facts[name] = {"value": json.loads(value), "unit": unit}
+    return facts
+
+
+def nest(facts):
+    root = {}
+    for name, fig in facts.items():
+        node = root
+        parts = name.split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        node[parts[-1]] = fig
+    return root
+
+
+def val(facts, name):
+    f = facts.get(name)
+    return None if f is None else f["value"]
+
+
+# (label, fact, comparison, threshold)
+TARGETS = [
+    ("submit throughput, durable", "submit.orch.throughput", ">=", 15000),
+    ("end-to-end drain, 2 workers", "drain.w2.throughput", ">=", 20000),
+    ("idle dispatch latency p50", "idle.from_response.p50", "<=", 2),
+    ("idle dispatch latency p99", "idle.from_response.p99", "<=", 5),
+    ("GET /jobs/{id} p99 at scale", "reads.get_job.latency_p99", "<=", 10),
+    ("GET /jobs?status=running p99", "reads.list_running.latency_p99", "<=",
+     10),
+    ("GET /jobs?status=failed&pipeline_name=x, page 5, p99",
+     "reads.list_failed_page5.latency_p99", "<=", 10),
+    ("api-node RSS under load", "footprint.api_node.load_max", "<=", 100),
+    ("worker-node RSS", "footprint.worker_node.load_max", "<=", 30),
+]
+
+# (section, label, fact)
+TABLE = [
+    ("1 submit", "POST /jobs, 64 conns", "submit.orch.throughput"),
+    ("1 submit", "  latency p50", "submit.orch.latency_p50"),
+    ("1 submit", "  latency p99", "submit.orch.latency_p99"),
+    ("1 submit", "  latency p99.9", "submit.orch.latency_p99_9"),
+    ("1 submit", "  non-2xx / socket errors", "submit.orch.non_2xx"),
+    ("1 submit", "  socket errors", "submit.orch.socket_errors"),
+    ("1 submit", "  wrk CPU", "submit.orch.wrk_cores"),
+    ("1 submit", "  api-node CPU", "submit.cpu.api_node.cores"),
+    ("1 submit", "  postgres CPU", "submit.cpu.postgres.cores"),
+    ("1 submit", "pgbench 1-row INSERT/tx, 64 clients",
+     "submit.pgbench.throughput"),
+    ("1 submit", "  pgbench latency mean", "submit.pgbench.latency_mean"),
+    ("1 submit", "orch / pgbench", "submit.ratio_to_pgbench"),
+    ("2 drain", "1 worker", "drain.w1.throughput"),
+    ("2 drain", "2 workers", "drain.w2.throughput"),
+    ("2 drain", "4 workers", "drain.w4.throughput"),
+    ("2 drain", "  api-node CPU (2 workers)", "drain.w2.cpu.api_node.cores"),
+    ("2 drain", "  postgres CPU (2 workers)", "drain.w2.cpu.postgres.cores"),
+    ("2 drain", "  workers CPU (2 workers)", "drain.w2.cpu.workers.cores"),
+    ("3 sustained", "offered rate", "sustained.offered_rate"),
+    ("3 sustained", "achieved rate", "sustained.wrk.throughput"),
+    ("3 sustained", "submit latency p99", "sustained.wrk.latency_p99"),
+    ("3 sustained", "dispatch latency p50", "sustained.dispatch.p50"),
+    ("3 sustained", "dispatch latency p99", "sustained.dispatch.p99"),
+    ("3 sustained", "backlog at end (pending)", "sustained.backlog_pending"),
+    ("4 idle", "2xx -> started_at p50", "idle.from_response.p50"),
+    ("4 idle", "2xx -> started_at p99", "idle.from_response.p99"),
+    ("4 idle", "created_at -> started_at p50", "idle.from_created_at.p50"),
+    ("4 idle", "created_at -> started_at p99", "idle.from_created_at.p99"),
+    ("5 reads", "jobs in table", "reads.jobs"),
+    ("5 reads", "GET /jobs/{id} req/s", "reads.get_job.throughput"),
+    ("5 reads", "  p50", "reads.get_job.latency_p50"),
+    ("5 reads", "  p99", "reads.get_job.latency_p99"),
+    ("5 reads", "GET /jobs?status=running req/s",
+     "reads.list_running.throughput"),
+    ("5 reads", "  p50", "reads.list_running.latency_p50"),
+    ("5 reads", "  p99", "reads.list_running.latency_p99"),
+    ("5 reads", "GET ...failed&pipeline_name=x page 5 req/s",
+     "reads.list_failed_page5.throughput"),
+    ("5 reads", "  p50", "reads.list_failed_page5.latency_p50"),
+    ("5 reads", "  p99", "reads.list_failed_page5.latency_p99"),
+    ("5 reads", "GET /jobs (no filter) req/s", "reads.list_all.throughput"),
+    ("5 reads", "  p50", "reads.list_all.latency_p50"),
+    ("5 reads", "  p99", "reads.list_all.latency_p99"),
+    ("5 reads", "plans use an index", "reads.plans_use_index"),
+    ("6 footprint", "api-node idle", "footprint.api_node.idle"),
+    ("6 footprint", "api-node load 1 (submit)", "footprint.api_node.load1"),
+    ("6 footprint", "api-node load 2 (sustained)", "footprint.api_node.load2"),
+    ("6 footprint", "worker-node idle", "footprint.worker_node.idle"),
+    ("6 footprint", "worker-node load 1 (drain)",
+     "footprint.worker_node.load1"),
+    ("6 footprint", "worker-node load 2 (sustained)",
+     "footprint.worker_node.load2"),
+]
+
+
+def fmt(fig):
+    if fig is None:
+        return "n/a"
+    v, unit = fig["value"], fig["unit"]
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        v = f"{v:,.2f}" if abs(v) < 100 else f"{v:,.0f}"
+    elif isinstance(v, int):
+        v = f"{v:,}"
+    return f"{v} {unit}" if unit and unit != "-" else str(v)
+
+
+def evaluate_targets(facts):
+    out = []
+    for label, name, cmp, threshold in TARGETS:
+        v = val(facts, name)
+        met = None
+        if isinstance(v, (int, float)):
+            met = v >= threshold if cmp == ">=" else v <= threshold
+        unit = facts.get(name, {}).get("unit", "")
+        out.append({"target": label, "figure": name,
+                    "threshold": {"value": threshold, "unit": unit,
+                                  "comparison": cmp},
+                    "measured": facts.get(name), "met": met})
+    return out
+
+
+def machine_info():
+    model = None
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_kb = None
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    return {
+        "cores": {"value": os.cpu_count(), "unit": "logical CPUs"},
+        "cpu_model": model,
+        "memory": {"value": round(mem_kb / 1024 / 1024, 1), "unit": "GiB"},
+        "kernel": os.uname().release,
+        "loadavg_at_end": [float(x) for x in load],
+    }
+
+
+def derive(facts):
+    """Figures computed from others."""
+    ours = val(facts, "submit.orch.throughput")
+    base = val(facts, "submit.pgbench.throughput")
+    if ours and base:
+        facts["submit.ratio_to_pgbench"] = {"value": round(ours / base, 3),
+                                            "unit": "x"}
+    for node in ("api_node", "worker_node"):
+        loads = [val(facts, f"footprint.{node}.{k}") for k in ("load1",
+                                                              "load2")]
+        loads = [x for x in loads if x is not None]
+        if loads:
+            facts[f"footprint.{node}.load_max"] = {"value": max(loads),
+                                                   "unit": "MiB"}
+
+
+def cmd_report(facts_path, results_dir, stamp, mode, *flags):
+    facts = load_facts(facts_path)
+    derive(facts)
+    doc = {"schema": "orch-bench/1", "timestamp": stamp, "mode": mode,
+           "machine": machine_info()}
+    doc.update(nest(facts))
+    targets = evaluate_targets(facts)
+    doc["targets"] = targets
+    checks_ok = all(f["value"] is True for n, f in facts.items()
+                    if n.startswith("checks.") and n.endswith(".ok"))
+    doc["correct"] = checks_ok
+    os.makedirs(results_dir, exist_ok=True)
+    text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    for name in (f"{stamp}.json", "latest.json"):
+        with open(os.path.join(results_dir, name), "w") as f:
+            f.write(text)
+
+    rows, section = [], None
+    for sec, label, name in TABLE:
+        if name not in facts:
+            continue
+        rows.append((sec if sec != section else "", label, fmt(facts[name])))
+        section = sec
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    print()
+    print(f"orch bench ({mode}) {stamp}  {os.cpu_count()} cores, "
+          f"{doc['machine']['cpu_model']}, "
+          f"{doc['machine']['memory']['value']} GiB")
+    print(f"{'measure':<{w0}}  {'figure':<{w1}}  value")
+    for sec, label, value in rows:
+        print(f"{sec:<{w0}}  {label:<{w1}}  {value}")
+    print()
+    print("targets (issue 4)" + (" - not checked in --quick"
+                                 if mode == "quick" else ""))
+    for t in targets:
+        met = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
+        th = t["threshold"]
+        print(f"  {t['target']:<52} {th['comparison']} "
+              f"{th['value']:>6} {th['unit']:<6} measured "
+              f"{fmt(t['measured']):>14}  {met}")
+    print()
+    print("correctness: every job reached exactly one terminal state: "
+          + ("yes" if checks_ok else "NO"))
+    print(f"results: {os.path.join(results_dir, stamp + '.json')}")
+    if not checks_ok:
+        sys.exit(1)
+    if "--strict" in flags and mode != "quick" and any(
+            t["met"] is False for t in targets):
+        sys.exit(3)
+
+
+def main(argv):
+    if len(argv) < 2:
+        sys.exit(__doc__)
+    cmd = argv[1].replace("-", "_")
+    fn = globals().get("cmd_" + cmd)
+    if fn is None:
+        sys.exit(f"unknown subcommand {argv[1]}\n{__doc__}")
+    fn(*argv[2:])
+
+
+if __name__ == "__main__":
+    main(sys.argv)
