@@ -108,7 +108,10 @@ struct job_store::connection_holder {
   pqxx::connection c;
 };
 
-job_store::job_store(std::string url) : url_(std::move(url)) {
+job_store::job_store(std::string url)
+  : url_(std::move(url)),
+    lease_ttl_(
+      std::chrono::duration_cast<std::chrono::milliseconds>(defaults::lease_ttl)) {
   // nop
 }
 
@@ -582,10 +585,7 @@ job_store::apply(const transition_batch& batch,
           "SELECT id::text FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
           pg_int_array(ats), scheduler_id,
-          static_cast<int64_t>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(
-              defaults::lease_ttl)
-              .count())),
+          static_cast<int64_t>(lease_ttl_.count())),
         out.started);
     }
     if (!batch.finishes.empty()) {

@@ -61,6 +61,9 @@ options make_options() {
        "address the scheduler actor is published on (workers connect here)"},
       {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
        "CAF port of the scheduler; 0 picks a free one"},
+      {"LEASE_SECONDS", "20",
+       "lease of a running job; renewed by its worker's heartbeats, and "
+       "requeued by any api-node's reaper once it lapses"},
       {"LOG_LEVEL", "info", "trace, debug, info, warn, error or off"},
       {"LOG_FORMAT", "text", "text or json"},
       {"IMAGE_TAG", "unknown", "reported by GET /version"},
@@ -121,6 +124,9 @@ int run_node(int argc, char** argv) {
   auto sched_port = opts.get_int("SCHEDULER_PORT", 0, 65535);
   if (!sched_port)
     return fail(sched_port.error());
+  auto lease = opts.get_double("LEASE_SECONDS", 1, 3600);
+  if (!lease)
+    return fail(lease.error());
   auto no_migrate = opts.get_bool("NO_MIGRATE");
   if (!no_migrate)
     return fail(no_migrate.error());
@@ -155,7 +161,9 @@ int run_node(int argc, char** argv) {
   caf::actor_system sys{cfg};
   auto probe = std::make_shared<scheduler_probe>();
   auto scheduler_id = make_scheduler_id();
-  auto scheduler = spawn_scheduler(sys, {url, scheduler_id, probe});
+  auto scheduler = spawn_scheduler(
+    sys, {url, scheduler_id, probe,
+          std::chrono::milliseconds{static_cast<int64_t>(*lease * 1000)}});
   auto sched_host = opts.get("SCHEDULER_HOST");
   auto bound = sys.middleman().publish(
     scheduler, static_cast<uint16_t>(*sched_port),
@@ -192,9 +200,30 @@ int run_node(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("received {}, shutting down", strsignal(sig));
+  // Drain: /ready answers 503 from now on, requests in flight finish, then
+  // the scheduler persists what it holds and hands back its claims. Its
+  // workers notice the closed connection and re-register elsewhere, keeping
+  // their jobs (whose leases outlive the move).
+  spdlog::info("received {}: draining", strsignal(sig));
+  probe->draining = true;
+  auto deadline = std::chrono::steady_clock::now() + defaults::http_drain_timeout;
+  while (probe->requests_in_flight > 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  if (probe->requests_in_flight > 0)
+    spdlog::warn("{} requests still in flight after the drain timeout",
+                 probe->requests_in_flight.load());
   http.stop();
   listener.stop();
+  {
+    caf::scoped_actor self{sys};
+    self->request(scheduler, std::chrono::seconds{10}, drain_atom::value)
+      .receive([](drain_done_atom) {},
+               [](caf::error& err) {
+                 spdlog::warn("scheduler did not drain cleanly: {}",
+                              render(err));
+               });
+  }
   pool.stop();
   caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
   sys.middleman().unpublish(scheduler, *bound);

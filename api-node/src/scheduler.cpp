@@ -132,10 +132,7 @@ struct scheduler_state {
       for (auto& j : hello.inflight)
         inflight.push_back({j.job_id, j.attempt});
       std::vector<job_attempt> stop;
-      auto owned = store->adopt(hello.worker_id, inflight,
-                                std::chrono::duration_cast<
-                                  std::chrono::milliseconds>(
-                                  defaults::lease_ttl),
+      auto owned = store->adopt(hello.worker_id, inflight, cfg.lease_ttl,
                                 stop);
       if (!owned) {
         set_db_ok(false);
@@ -415,9 +412,7 @@ struct scheduler_state {
         for (auto& [job_id, attempt] : w.jobs)
           leased.push_back({job_id, attempt});
     }
-    if (auto err = store->renew_leases(
-          leased, std::chrono::duration_cast<std::chrono::milliseconds>(
-                    defaults::lease_ttl))) {
+    if (auto err = store->renew_leases(leased, cfg.lease_ttl)) {
       set_db_ok(false);
       spdlog::warn("cannot renew leases: {}", render(err));
     }
@@ -438,6 +433,7 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
   st.self = self;
   st.cfg = std::move(cfg);
   st.store = std::make_unique<job_store>(st.cfg.database_url);
+  st.store->set_lease_ttl(st.cfg.lease_ttl);
   if (auto err = st.store->ping()) {
     spdlog::warn("scheduler: database not reachable yet: {}", render(err));
   } else {

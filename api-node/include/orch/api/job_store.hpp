@@ -117,6 +117,11 @@ public:
   /// Opens the connection if needed and checks it with a round trip.
   caf::error ping();
 
+  /// Sets the lease a started attempt gets (default: defaults::lease_ttl).
+  void set_lease_ttl(std::chrono::milliseconds ttl) {
+    lease_ttl_ = ttl;
+  }
+
   /// Inserts `subs` as pending jobs in one transaction, with one
   /// `job_events` row each, and notifies the schedulers. Returns the jobs in
   /// the order of `subs`.
@@ -203,6 +208,7 @@ private:
 
   std::string url_;
   std::unique_ptr<connection_holder> conn_;
+  std::chrono::milliseconds lease_ttl_;
 };
 
 /// Renders `xs` as a PostgreSQL array literal, e.g. {"a","b"}; a `nullopt`

@@ -4,6 +4,7 @@
 #include <caf/actor_system.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,8 @@ struct scheduler_config {
   /// Unique per process: names this scheduler's claims in Postgres.
   std::string scheduler_id;
   std::shared_ptr<scheduler_probe> probe;
+  /// Lease of a running attempt; renewed while its worker is heard from.
+  std::chrono::milliseconds lease_ttl{20000};
 };
 
 /// Spawns the scheduler: a detached actor with its own PostgreSQL connection.
