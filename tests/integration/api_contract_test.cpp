@@ -436,3 +436,25 @@ TEST_F(api, truncated_body_creates_no_job) {
   EXPECT_EQ(c.get("/health").status, 200);
   EXPECT_TRUE(node->proc->running());
 }
+
+// After refusing an unusable Content-Length the byte stream has no framing
+// left: the answer says "Connection: close", and the node must then close,
+// not hold the socket until some idle timeout.
+TEST_F(api, unusable_content_length_closes_the_connection) {
+  http_client raw_client{node->http_port};
+  for (auto len : {"99999999999", "-1", "abc"}) {
+    bool closed = false;
+    auto start = std::chrono::steady_clock::now();
+    auto out = raw_client.raw(std::string{"POST /jobs HTTP/1.1\r\nHost: x\r\n"
+                                          "Content-Type: application/json\r\n"
+                                          "Content-Length: "}
+                                + len + "\r\n\r\n{\"pipeline_name\":\"p\"}",
+                              5s, &closed);
+    auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - start);
+    ASSERT_GE(out.size(), 12u) << "no answer for Content-Length " << len;
+    EXPECT_TRUE(closed) << "Content-Length " << len
+                        << ": connection still open after " << waited.count()
+                        << " ms; answer: " << out.substr(0, out.find("\r\n"));
+  }
+}
