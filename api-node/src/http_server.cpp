@@ -1,5 +1,6 @@
 #include "orch/api/http_server.hpp"
 
+#include "orch/api/http_screen.hpp"
 #include "orch/api/problem.hpp"
 #include "orch/codec.hpp"
 #include "orch/defaults.hpp"
@@ -205,7 +206,7 @@ struct http_server::impl {
   }
 
   void dispatch(const Http::Request& req, Http::ResponseWriter& w) {
-    if (auto verdict = req.headers().tryGetRaw("X-Orch-Rejected-Body")) {
+    if (auto verdict = req.headers().tryGetRaw(reject_header)) {
       if (verdict->value() == "413")
         send_problem(w, make_error(ec::payload_too_large,
                                    "the body must be at most "
@@ -514,83 +515,6 @@ void keep_alive(const Http::Request& req, Http::ResponseWriter& w) {
          : Http::ConnectionControl::Close);
 }
 
-// The marker header by which `screen_content_length` tells the handler
-// that it replaced a request with an unusable Content-Length.
-constexpr const char* reject_header = "X-Orch-Rejected-Body";
-
-bool iequals_prefix(std::string_view line, std::string_view prefix) {
-  if (line.size() < prefix.size())
-    return false;
-  for (size_t i = 0; i < prefix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line[i])) != prefix[i])
-      return false;
-  return true;
-}
-
-// Pistache 0.0.5 reserves Content-Length bytes before checking any limit:
-// "Content-Length: 99999999999" answers 500 (bad_alloc) and a negative value
-// 500 too. When a chunk starts a request whose headers carry a
-// Content-Length that is not a number, or that exceeds our body limit, we
-// hand Pistache a body-less copy of the request with a marker header
-// instead, and the handler answers 400 or 413 and closes the connection.
-// Returns the replacement, or nothing when the chunk may pass as it is.
-std::optional<std::string> screen_content_length(std::string_view chunk) {
-  // Only a chunk that begins with a request line ("METHOD SP ...").
-  size_t i = 0;
-  while (i < chunk.size() && i < 16 && chunk[i] >= 'A' && chunk[i] <= 'Z')
-    ++i;
-  if (i == 0 || i >= chunk.size() || chunk[i] != ' ')
-    return std::nullopt;
-  auto head_end = chunk.find("\r\n\r\n");
-  bool headers_too_large = head_end == std::string_view::npos
-                             ? chunk.size() > defaults::max_header_bytes
-                             : head_end > defaults::max_header_bytes;
-  auto head = chunk.substr(0, head_end == std::string_view::npos
-                                ? chunk.size()
-                                : head_end);
-  std::string rebuilt;
-  const char* verdict = nullptr;
-  size_t pos = 0;
-  while (pos < head.size()) {
-    auto eol = head.find("\r\n", pos);
-    auto line = head.substr(pos, eol == std::string_view::npos
-                                   ? head.size() - pos
-                                   : eol - pos);
-    pos = eol == std::string_view::npos ? head.size() : eol + 2;
-    if (iequals_prefix(line, "content-length:")) {
-      auto value = line.substr(15);
-      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
-        value.remove_prefix(1);
-      while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
-        value.remove_suffix(1);
-      bool digits = !value.empty() && value.size() <= 18;
-      for (auto c : value)
-        digits = digits && c >= '0' && c <= '9';
-      if (!digits)
-        verdict = "400";
-      else if (std::stoull(std::string{value}) > defaults::max_body_bytes)
-        verdict = "413";
-      continue;
-    }
-    if (iequals_prefix(line, "connection:"))
-      continue;
-    rebuilt.append(line.data(), line.size());
-    rebuilt += "\r\n";
-  }
-  if (headers_too_large) {
-    // Keep only the request line: the headers are not worth parsing.
-    rebuilt = std::string{chunk.substr(0, chunk.find("\r\n"))} + "\r\n";
-    verdict = "431";
-  }
-  if (verdict == nullptr)
-    return std::nullopt;
-  rebuilt += reject_header;
-  rebuilt += ": ";
-  rebuilt += verdict;
-  rebuilt += "\r\nConnection: close\r\n\r\n";
-  return rebuilt;
-}
-
 // Serves requests: keep-alive policy, then routing. Never sees a request
 // that `screen_content_length` rejected, except as its marker.
 class handler : public Http::Handler {
@@ -677,7 +601,7 @@ public:
                const std::shared_ptr<Tcp::Peer>& peer) override {
     bind();
     auto& inner = static_cast<Tcp::Handler&>(*inner_);
-    if (auto replacement = screen_content_length({buffer, len}))
+    if (auto replacement = screen_request({buffer, len}))
       inner.onInput(replacement->data(), replacement->size(), peer);
     else
       inner.onInput(buffer, len, peer);
