@@ -1,22 +1,21 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs missing Debian packages, builds into
-# build/, runs every CTest test. Non-interactive; .ci/run calls it.
-#
-#   scripts/test.sh [ctest args]      e.g. -L unit, -L integration, -R end_to_end
-#
-# - unit tests: no processes, no database;
-# - store tests: the job store against a throwaway PostgreSQL that the tests
-#   start themselves (initdb in a temp dir, free port; as root via the
-#   postgres user);
-# - integration tests (label "integration"): real api-node and worker-node
-#   processes over HTTP and CAF, real PostgreSQL.
-#
-# Settings: ORCH_TEST_JOBS (parallel tests, default 2). A JUnit report is
-# written to build/test-results.xml.
+# Runs the whole test suite: installs what is missing, builds, then
+#  1. deployment checks (compose, Helm chart, CDK synth and tests, shellcheck),
+#  2. a bounded libFuzzer run of the request parsing path (FUZZ_SECONDS, 30),
+#  3. CTest: unit tests, store tests against a throwaway PostgreSQL the tests
+#     start themselves, and integration tests with real api-node and
+#     worker-node processes.
+# Extra arguments go to ctest (e.g. -R cancel). ORCH_SKIP_DEPLOY_CHECKS=1 or
+# ORCH_SKIP_FUZZ=1 skip a step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+if [[ "${ORCH_SKIP_DEPLOY_CHECKS:-0}" != 1 ]]; then
+  scripts/check-deploy.sh
+fi
+if [[ "${ORCH_SKIP_FUZZ:-0}" != 1 ]]; then
+  scripts/fuzz.sh
+fi
 cd build
-exec ctest --output-on-failure --no-tests=error --timeout 600 \
-  -j "${ORCH_TEST_JOBS:-2}" --output-junit test-results.xml "$@"
+ctest --output-on-failure --timeout 600 -j "${ORCH_TEST_JOBS:-2}" "$@"
