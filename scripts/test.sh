@@ -5,8 +5,10 @@
 #  3. CTest: unit tests, store tests against a throwaway PostgreSQL the tests
 #     start themselves, and integration tests with real api-node and
 #     worker-node processes.
-# Extra arguments go to ctest (e.g. -R cancel). ORCH_SKIP_DEPLOY_CHECKS=1 or
-# ORCH_SKIP_FUZZ=1 skip a step.
+# Extra arguments go to ctest (e.g. -L unit, -L integration, -R cancel).
+# Settings: ORCH_TEST_JOBS (parallel tests, default 2); ORCH_SKIP_DEPLOY_CHECKS=1
+# or ORCH_SKIP_FUZZ=1 skip a step. A JUnit report is written to
+# build/test-results.xml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -18,4 +20,5 @@ if [[ "${ORCH_SKIP_FUZZ:-0}" != 1 ]]; then
   scripts/fuzz.sh
 fi
 cd build
-ctest --output-on-failure --timeout 600 -j "${ORCH_TEST_JOBS:-2}" "$@"
+exec ctest --output-on-failure --no-tests=error --timeout 600 \
+  -j "${ORCH_TEST_JOBS:-2}" --output-junit test-results.xml "$@"
