@@ -11,9 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <pistache/endpoint.h>
 #include <pistache/http.h>
+#include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
 #include <functional>
+
+#include <sys/socket.h>
 #include <map>
 
 namespace orch::api {
@@ -65,7 +68,25 @@ void send(Http::ResponseWriter& w, int status, const std::string& body,
   w.headers().add(std::make_shared<text_header>("Content-Type", content_type));
   for (auto& [name, value] : headers)
     w.headers().add(std::make_shared<text_header>(name, value));
-  w.send(static_cast<Http::Code>(status), body);
+  auto conn = w.headers().tryGet<Http::Header::Connection>();
+  if (!conn || conn->control() != Http::ConnectionControl::Close) {
+    w.send(static_cast<Http::Code>(status), body);
+    return;
+  }
+  // Pistache 0.0.5 keeps the socket open after "Connection: close"; close
+  // our side once the response is written (the peer sees EOF, and the
+  // reactor drops the connection on its next read).
+  std::weak_ptr<Tcp::Peer> peer = w.peer();
+  w.send(static_cast<Http::Code>(status), body)
+    .then(
+      [peer](ssize_t) {
+        if (auto p = peer.lock())
+          ::shutdown(p->fd(), SHUT_RDWR);
+      },
+      [peer](std::exception_ptr) {
+        if (auto p = peer.lock())
+          ::shutdown(p->fd(), SHUT_RDWR);
+      });
 }
 
 void send_json(Http::ResponseWriter& w, int status, const json& body) {

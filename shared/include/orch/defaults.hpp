@@ -47,7 +47,7 @@ inline constexpr int32_t max_page_size = 1000;
 
 inline constexpr uint16_t http_port = 8080;
 /// A client must send a request's headers, then its body, within these.
-inline constexpr auto http_header_timeout = 10s;
+inline constexpr auto http_header_timeout = 20s;
 inline constexpr auto http_body_timeout = 30s;
 /// Seconds a client is told to wait after a 503.
 inline constexpr int retry_after_seconds = 2;
