@@ -57,7 +57,7 @@ inline constexpr int retry_after_seconds = 2;
 inline constexpr uint16_t scheduler_port = 4242;
 /// How long a dispatch claim on a pending job holds before another scheduler
 /// may take the job (covers an api-node that died between claim and start).
-inline constexpr auto claim_ttl = 30s;
+inline constexpr auto claim_ttl = 10s;
 /// Period of the scheduler's sweep: claims work that no notification
 /// announced, and persists workers' liveness.
 inline constexpr auto sweep_interval = 1s;
