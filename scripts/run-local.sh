@@ -43,6 +43,7 @@ mkdir -p .local/logs
 pids=()
 names=()
 pg_started=0
+# shellcheck disable=SC2317  # invoked through the trap below
 cleanup() {
   local rc=$?
   trap - INT TERM EXIT

@@ -241,8 +241,8 @@ struct http_server::impl {
                                      + " bytes"));
       else
         send_problem(w, make_error(ec::malformed_request,
-                                   "Content-Length must be a non-negative "
-                                   "integer"));
+                                   "malformed request: the request line or "
+                                   "Content-Length is not valid HTTP/1.1"));
       return;
     }
     auto target_length = req.resource().size() + req.query().as_str().size();
@@ -621,11 +621,16 @@ public:
   void onInput(const char* buffer, size_t len,
                const std::shared_ptr<Tcp::Peer>& peer) override {
     bind();
-    auto& inner = static_cast<Tcp::Handler&>(*inner_);
-    if (auto replacement = screen_request({buffer, len}))
-      inner.onInput(replacement->data(), replacement->size(), peer);
-    else
-      inner.onInput(buffer, len, peer);
+    auto screen = std::static_pointer_cast<request_screen>(
+      peer->tryGetData("orch.screen"));
+    if (!screen) {
+      screen = std::make_shared<request_screen>();
+      peer->putData("orch.screen", screen);
+    }
+    auto bytes = screen->feed({buffer, len});
+    if (!bytes.empty())
+      static_cast<Tcp::Handler&>(*inner_).onInput(bytes.data(), bytes.size(),
+                                                  peer);
   }
 
 private:

@@ -416,3 +416,32 @@ TEST(outage, database_restart_under_load_loses_no_acknowledged_job) {
     EXPECT_EQ(get_job(c, id)["status"], "completed") << id;
   EXPECT_TRUE(api.proc->running());
 }
+
+TEST(limits, url_query_header_and_nesting_limits_answer_4xx) {
+  orch_cluster procs{fresh_database()};
+  auto& api = procs.start_api("api");
+  http_client c{api.http_port};
+  auto r = c.get("/jobs?pipeline_name=" + std::string(9000, 'a'));
+  EXPECT_EQ(r.status, 414) << r.body;
+  EXPECT_EQ(r.header("content-type"), "application/problem+json");
+  std::string many = "/jobs?";
+  for (int i = 0; i < 40; ++i)
+    many += "p" + std::to_string(i) + "=1&";
+  http_client c2{api.http_port};
+  r = c2.get(many);
+  EXPECT_EQ(r.status, 400) << r.body;
+  http_client c3{api.http_port};
+  r = c3.request("GET", "/health", "", {{"X-Big", std::string(70000, 'h')}});
+  EXPECT_EQ(r.status, 431) << r.body;
+  std::string deep = "1";
+  for (int i = 0; i < 40; ++i)
+    deep = "[" + deep + "]";
+  http_client c4{api.http_port};
+  r = c4.post_json("/jobs", R"({"pipeline_name":"p","parameters":{"a":)"
+                              + deep + "}}");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_EQ(body_json(r)["errors"][0]["field"], "parameters");
+  EXPECT_TRUE(api.proc->running());
+  http_client c5{api.http_port};
+  EXPECT_EQ(c5.get("/health").status, 200);
+}
