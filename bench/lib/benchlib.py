@@ -107,8 +107,31 @@ def group_ticks(spec):
     return sum(stat_ticks(int(p)) for p in spec.split(",") if p)
 
 
+def machine_ticks():
+    """Busy ticks of the whole machine (all CPUs), from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    v = [int(x) for x in parts]
+    # user nice system idle iowait irq softirq steal ...
+    return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+
+
+def pressure(kind):
+    """Cumulative microseconds during which some task stalled on `kind`."""
+    try:
+        with open(f"/proc/pressure/{kind}") as f:
+            for line in f:
+                if line.startswith("some "):
+                    return int(line.split("total=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return None
+
+
 def cmd_procsnap(out, *specs):
-    snap = {"t": time.monotonic(), "groups": {}}
+    snap = {"t": time.monotonic(), "groups": {},
+            "machine": machine_ticks(), "psi_cpu": pressure("cpu"),
+            "psi_io": pressure("io")}
     for spec in specs:
         name, _, what = spec.partition("=")
         snap["groups"][name] = group_ticks(what)
@@ -123,11 +146,26 @@ def cmd_procdiff(prefix, a, b):
         sb = json.load(f)
     wall = sb["t"] - sa["t"]
     fact(f"{prefix}.wall", round(wall, 3), "s")
+    ours = 0.0
     for name, ticks in sb["groups"].items():
         secs = (ticks - sa["groups"].get(name, 0)) / CLK_TCK
+        ours += secs
         fact(f"{prefix}.{name}.cpu", round(secs, 2), "s")
         fact(f"{prefix}.{name}.cores", round(secs / wall, 2) if wall else None,
              "cores")
+    if not wall:
+        return
+    # Everything else that ran on the machine meanwhile (the harness's own
+    # helpers, the load generator, other users): the noise floor.
+    busy = (sb["machine"] - sa["machine"]) / CLK_TCK
+    fact(f"{prefix}.machine_busy.cores", round(busy / wall, 2), "cores")
+    fact(f"{prefix}.other.cores", round(max(0.0, busy - ours) / wall, 2),
+         "cores")
+    for kind in ("cpu", "io"):
+        a, b = sa.get(f"psi_{kind}"), sb.get(f"psi_{kind}")
+        if a is not None and b is not None:
+            fact(f"{prefix}.pressure_{kind}_some",
+                 round((b - a) / 1e6 / wall * 100, 1), "% of wall time")
 
 
 def read_status(pid):
@@ -410,16 +448,23 @@ TABLE = [
     ("1 submit", "  wrk CPU", "submit.orch.wrk_cores"),
     ("1 submit", "  api-node CPU", "submit.cpu.api_node.cores"),
     ("1 submit", "  postgres CPU", "submit.cpu.postgres.cores"),
+    ("1 submit", "  other processes CPU (incl. wrk)",
+     "submit.cpu.other.cores"),
+    ("1 submit", "  CPU pressure (some)", "submit.cpu.pressure_cpu_some"),
     ("1 submit", "pgbench 1-row INSERT/tx, 64 clients",
      "submit.pgbench.throughput"),
     ("1 submit", "  pgbench latency mean", "submit.pgbench.latency_mean"),
     ("1 submit", "orch / pgbench", "submit.ratio_to_pgbench"),
+    ("1 submit", "pgbench, 1 client (one flush each)",
+     "submit.pgbench_1_client.throughput"),
     ("2 drain", "1 worker", "drain.w1.throughput"),
     ("2 drain", "2 workers", "drain.w2.throughput"),
     ("2 drain", "4 workers", "drain.w4.throughput"),
     ("2 drain", "  api-node CPU (2 workers)", "drain.w2.cpu.api_node.cores"),
     ("2 drain", "  postgres CPU (2 workers)", "drain.w2.cpu.postgres.cores"),
     ("2 drain", "  workers CPU (2 workers)", "drain.w2.cpu.workers.cores"),
+    ("2 drain", "  other processes CPU (2 workers)",
+     "drain.w2.cpu.other.cores"),
     ("3 sustained", "offered rate", "sustained.offered_rate"),
     ("3 sustained", "achieved rate", "sustained.wrk.throughput"),
     ("3 sustained", "submit latency p99", "sustained.wrk.latency_p99"),
