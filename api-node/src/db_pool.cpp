@@ -66,7 +66,12 @@ struct pool_state {
                     r.value.pipeline_name);
       items[i].done(std::move(r));
     }
+    // The local scheduler first (no round trip), then every other node's.
     caf::anon_send(scheduler, wake_atom::value);
+    if (auto err = store->notify_new_jobs())
+      spdlog::warn("cannot notify other api-nodes of new jobs (their sweep "
+                   "will find them): {}",
+                   render(err));
   }
 };
 

@@ -234,8 +234,6 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
     std::map<std::string, micros> created;
     for (const auto& row : r)
       created.emplace(row[0].as<std::string>(), row[1].as<int64_t>());
-    if (!created.empty())
-      tx.exec("SELECT pg_notify('orch_jobs', '')");
     std::vector<submit_result> result(subs.size());
     std::vector<std::string> lookup;
     for (size_t i = 0; i < subs.size(); ++i) {
@@ -443,6 +441,14 @@ caf::error job_store::release_claims(const std::string& scheduler_id) {
                    " WHERE status = 'pending' AND claimed_by = $1",
                    scheduler_id);
     tx.commit();
+    return caf::none;
+  });
+}
+
+caf::error job_store::notify_new_jobs() {
+  return guarded("notify_new_jobs", [&]() -> caf::error {
+    pqxx::nontransaction tx{conn()};
+    tx.exec("SELECT pg_notify('orch_jobs', '')");
     return caf::none;
   });
 }

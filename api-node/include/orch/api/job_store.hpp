@@ -123,8 +123,7 @@ public:
   }
 
   /// Inserts `subs` as pending jobs in one transaction, with one
-  /// `job_events` row each, and notifies the schedulers. Returns the jobs in
-  /// the order of `subs`.
+  /// `job_events` row each. Returns the jobs in the order of `subs`.
   caf::expected<std::vector<job>>
   insert_jobs(const std::vector<job_submission>& subs);
 
@@ -133,6 +132,12 @@ public:
   /// `validation_failed` error otherwise.
   caf::expected<std::vector<submit_result>>
   submit_jobs(const std::vector<job_submission>& subs);
+
+  /// Tells every api-node's scheduler (NOTIFY orch_jobs) that new jobs
+  /// exist. Sent in its own transaction after the insert commits: a NOTIFY
+  /// inside the insert would serialize concurrent commits on PostgreSQL's
+  /// notification queue lock.
+  caf::error notify_new_jobs();
 
   /// Cancels a job: a pending one at once, a running one by setting
   /// `cancel_requested` (and notifying the schedulers on `orch_cancel`).
