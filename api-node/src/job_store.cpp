@@ -76,6 +76,22 @@ void append_quoted(std::string& out, const std::string& x) {
 
 } // namespace
 
+namespace {
+
+// The job ids and attempts of `jobs` as two PostgreSQL array literals.
+std::pair<std::string, std::string>
+attempt_arrays(const std::vector<job_attempt>& jobs) {
+  std::vector<std::string> ids;
+  std::vector<int32_t> attempts;
+  for (auto& j : jobs) {
+    ids.push_back(j.job_id);
+    attempts.push_back(j.attempt);
+  }
+  return {pg_array(ids), pg_int_array(attempts)};
+}
+
+} // namespace
+
 std::string pg_array(const std::vector<std::string>& xs) {
   std::string out = "{";
   for (size_t i = 0; i < xs.size(); ++i) {
@@ -336,19 +352,14 @@ caf::error job_store::renew_leases(const std::vector<job_attempt>& jobs,
   if (jobs.empty())
     return caf::none;
   return guarded("renew_leases", [&]() -> caf::error {
-    std::vector<std::string> ids;
-    std::vector<int32_t> attempts;
-    for (auto& j : jobs) {
-      ids.push_back(j.job_id);
-      attempts.push_back(j.attempt);
-    }
+    auto [ids, attempts] = attempt_arrays(jobs);
     pqxx::work tx{conn()};
     tx.exec_params(
       "UPDATE jobs j SET lease_expires_at = now() + $3::bigint"
       "  * interval '1 millisecond'"
       " FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)"
       " WHERE j.id = t.id AND j.attempt = t.attempt AND j.status = 'running'",
-      pg_array(ids), pg_int_array(attempts), static_cast<int64_t>(ttl.count()));
+      ids, attempts, static_cast<int64_t>(ttl.count()));
     tx.commit();
     return caf::none;
   });
@@ -401,12 +412,7 @@ job_store::adopt(const std::string& worker_id,
   if (jobs.empty())
     return std::vector<job_attempt>{};
   return guarded("adopt", [&]() -> caf::expected<std::vector<job_attempt>> {
-    std::vector<std::string> ids;
-    std::vector<int32_t> attempts;
-    for (auto& j : jobs) {
-      ids.push_back(j.job_id);
-      attempts.push_back(j.attempt);
-    }
+    auto [ids, attempts] = attempt_arrays(jobs);
     pqxx::work tx{conn()};
     auto r = tx.exec_params(
       "UPDATE jobs j SET lease_expires_at = now() + $4::bigint"
@@ -415,8 +421,7 @@ job_store::adopt(const std::string& worker_id,
       " WHERE j.id = t.id AND j.attempt = t.attempt AND j.status = 'running'"
       "   AND j.worker_id = $3"
       " RETURNING j.id::text, j.attempt, j.cancel_requested",
-      pg_array(ids), pg_int_array(attempts), worker_id,
-      static_cast<int64_t>(ttl.count()));
+      ids, attempts, worker_id, static_cast<int64_t>(ttl.count()));
     tx.commit();
     std::vector<job_attempt> owned;
     std::set<std::string> kept;

@@ -455,6 +455,7 @@ TABLE = [
      "submit.pgbench.throughput"),
     ("1 submit", "  pgbench latency mean", "submit.pgbench.latency_mean"),
     ("1 submit", "orch / pgbench", "submit.ratio_to_pgbench"),
+    ("1 submit", "CPU/request (api+pg+wrk)", "submit.orch.cost.total"),
     ("1 submit", "pgbench, 1 client (one flush each)",
      "submit.pgbench_1_client.throughput"),
     ("2 drain", "1 worker", "drain.w1.throughput"),
@@ -491,6 +492,11 @@ TABLE = [
     ("5 reads", "  p50", "reads.list_all.latency_p50"),
     ("5 reads", "  p99", "reads.list_all.latency_p99"),
     ("5 reads", "plans use an index", "reads.plans_use_index"),
+    ("5 reads", "CPU/request GET /jobs/{id} (api+pg+wrk)",
+     "reads.get_job.cost.total"),
+    ("5 reads", "CPU/request list running", "reads.list_running.cost.total"),
+    ("5 reads", "CPU/request list failed x p5",
+     "reads.list_failed_page5.cost.total"),
     ("6 footprint", "api-node idle", "footprint.api_node.idle"),
     ("6 footprint", "api-node load 1 (submit)", "footprint.api_node.load1"),
     ("6 footprint", "api-node load 2 (sustained)", "footprint.api_node.load2"),
@@ -562,6 +568,39 @@ def derive(facts):
     if ours and base:
         facts["submit.ratio_to_pgbench"] = {"value": round(ours / base, 3),
                                             "unit": "x"}
+    # CPU cost of one request, and what it implies on this machine: with
+    # every core ours, throughput <= cores / cost; with C connections in a
+    # closed loop, mean latency >= C / throughput (Little's law).
+    cores = os.cpu_count()
+    conns = val(facts, "config.connections")
+    for load, cpu in (("submit.orch", "submit.cpu"),
+                      ("reads.get_job", "reads.get_job.cpu"),
+                      ("reads.list_running", "reads.list_running.cpu"),
+                      ("reads.list_failed_page5",
+                       "reads.list_failed_page5.cpu"),
+                      ("reads.list_all", "reads.list_all.cpu")):
+        n = val(facts, f"{load}.requests")
+        if not n:
+            continue
+        total = 0.0
+        for who, name in (("api_node", f"{cpu}.api_node.cpu"),
+                          ("postgres", f"{cpu}.postgres.cpu"),
+                          ("wrk", f"{load}.wrk_cpu")):
+            secs = val(facts, name)
+            if secs is None:
+                continue
+            total += secs
+            facts[f"{load}.cost.{who}"] = {
+                "value": round(secs / n * 1e3, 4), "unit": "ms CPU/request"}
+        if total > 0:
+            facts[f"{load}.cost.total"] = {
+                "value": round(total / n * 1e3, 4), "unit": "ms CPU/request"}
+            ceiling = cores / (total / n)
+            facts[f"{load}.cost.ceiling_all_cores"] = {
+                "value": round(ceiling), "unit": "req/s"}
+            if conns:
+                facts[f"{load}.cost.min_mean_latency_at_ceiling"] = {
+                    "value": round(conns / ceiling * 1e3, 2), "unit": "ms"}
     for node in ("api_node", "worker_node"):
         loads = [val(facts, f"footprint.{node}.{k}") for k in ("load1",
                                                               "load2")]
@@ -594,8 +633,8 @@ def cmd_report(facts_path, results_dir, stamp, mode, *flags):
             continue
         rows.append((sec if sec != section else "", label, fmt(facts[name])))
         section = sec
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
+    w0 = max([len(r[0]) for r in rows] + [7])
+    w1 = max([len(r[1]) for r in rows] + [6])
     print()
     print(f"orch bench ({mode}) {stamp}  {os.cpu_count()} cores, "
           f"{doc['machine']['cpu_model']}, "

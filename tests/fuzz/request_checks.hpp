@@ -26,6 +26,16 @@ inline std::string check_request_input(std::string_view input) {
     if (replaced->find(api::reject_header) == std::string::npos)
       return "screen produced a request without its marker";
   }
+  // The connection screen, fed in two pieces at an input-dependent split.
+  {
+    api::request_screen screen;
+    auto split = input.empty() ? 0 : static_cast<unsigned char>(input[0])
+                                        % (input.size() + 1);
+    auto out = screen.feed(input.substr(0, split));
+    out += screen.feed(input.substr(split));
+    if (out.size() > input.size() + 8192 + 128)
+      return "connection screen produced more than it was given";
+  }
   auto sub = codec::parse_submission(input);
   if (sub) {
     if (sub->pipeline_name.empty()
