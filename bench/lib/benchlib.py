@@ -456,6 +456,8 @@ TABLE = [
     ("1 submit", "  pgbench latency mean", "submit.pgbench.latency_mean"),
     ("1 submit", "orch / pgbench", "submit.ratio_to_pgbench"),
     ("1 submit", "CPU/request (api+pg+wrk)", "submit.orch.cost.total"),
+    ("1 submit", "  postgres CPU/tx under pgbench",
+     "submit.pgbench.cost.postgres"),
     ("1 submit", "pgbench, 1 client (one flush each)",
      "submit.pgbench_1_client.throughput"),
     ("2 drain", "1 worker", "drain.w1.throughput"),
@@ -601,6 +603,11 @@ def derive(facts):
             if conns:
                 facts[f"{load}.cost.min_mean_latency_at_ceiling"] = {
                     "value": round(conns / ceiling * 1e3, 2), "unit": "ms"}
+    n = val(facts, "submit.pgbench.transactions")
+    secs = val(facts, "submit.pgbench_cpu.postgres.cpu")
+    if n and secs is not None:
+        facts["submit.pgbench.cost.postgres"] = {
+            "value": round(secs / n * 1e3, 4), "unit": "ms CPU/transaction"}
     for node in ("api_node", "worker_node"):
         loads = [val(facts, f"footprint.{node}.{k}") for k in ("load1",
                                                               "load2")]
