@@ -17,6 +17,7 @@ and `report` turns them into the results JSON and the table. Subcommands:
     pgbench-facts PREFIX OUT       facts from pgbench's summary
     wait-http URL SECONDS          wait until URL answers 2xx
     wait-workers BASE N SECONDS    wait until GET /workers lists N workers
+    wait-quiet PREFIX MAX CORES    wait until the machine is nearly idle
     follow-cursor BASE PATH PAGES  print the path of page PAGES+1
     idle BASE N OUT                submit N jobs one at a time (idle latency)
     latency PREFIX SAMPLES TIMES   facts: idle dispatch latency percentiles
@@ -166,6 +167,29 @@ def cmd_procdiff(prefix, a, b):
         if a is not None and b is not None:
             fact(f"{prefix}.pressure_{kind}_some",
                  round((b - a) / 1e6 / wall * 100, 1), "% of wall time")
+
+
+def cmd_wait_quiet(prefix, max_seconds, threshold, settle="3"):
+    """Waits (at most max_seconds) until the whole machine has used less than
+    `threshold` cores for `settle` consecutive seconds: on a shared machine
+    this keeps other users' bursts (builds, test suites) out of a measure.
+    Prints facts: how long it waited and how busy the machine was."""
+    start = time.monotonic()
+    last = machine_ticks()
+    quiet = 0
+    busy = None
+    while time.monotonic() - start < float(max_seconds):
+        time.sleep(1)
+        now = machine_ticks()
+        busy = (now - last) / CLK_TCK
+        last = now
+        quiet = quiet + 1 if busy < float(threshold) else 0
+        if quiet >= int(settle):
+            break
+    fact(f"{prefix}.quiet_wait", round(time.monotonic() - start, 1), "s")
+    fact(f"{prefix}.machine_busy_before", None if busy is None
+         else round(busy, 2), "cores")
+    fact(f"{prefix}.quiet_before", quiet >= int(settle), "-")
 
 
 def read_status(pid):
@@ -468,6 +492,8 @@ TABLE = [
     ("2 drain", "  workers CPU (2 workers)", "drain.w2.cpu.workers.cores"),
     ("2 drain", "  other processes CPU (2 workers)",
      "drain.w2.cpu.other.cores"),
+    ("2 drain", "  postgres CPU/job (2 workers)", "drain.w2.cost.postgres"),
+    ("2 drain", "  api-node CPU/job (2 workers)", "drain.w2.cost.api_node"),
     ("3 sustained", "offered rate", "sustained.offered_rate"),
     ("3 sustained", "achieved rate", "sustained.wrk.throughput"),
     ("3 sustained", "submit latency p99", "sustained.wrk.latency_p99"),
@@ -603,6 +629,14 @@ def derive(facts):
             if conns:
                 facts[f"{load}.cost.min_mean_latency_at_ceiling"] = {
                     "value": round(conns / ceiling * 1e3, 2), "unit": "ms"}
+    for w in (1, 2, 4):
+        jobs = val(facts, f"drain.w{w}.completed")
+        for who in ("api_node", "postgres", "workers"):
+            secs = val(facts, f"drain.w{w}.cpu.{who}.cpu")
+            if jobs and secs is not None:
+                facts[f"drain.w{w}.cost.{who}"] = {
+                    "value": round(secs / jobs * 1e3, 4),
+                    "unit": "ms CPU/job"}
     n = val(facts, "submit.pgbench.transactions")
     secs = val(facts, "submit.pgbench_cpu.postgres.cpu")
     if n and secs is not None:
