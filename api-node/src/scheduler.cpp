@@ -381,6 +381,8 @@ struct scheduler_state {
   }
 
   void reap() {
+    if (auto err = store->compact_counts())
+      spdlog::warn("cannot compact job counts: {}", render(err));
     auto reaped = store->reap(defaults::max_claim_batch);
     if (!reaped) {
       set_db_ok(false);

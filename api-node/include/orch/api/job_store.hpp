@@ -162,6 +162,10 @@ public:
   adopt(const std::string& worker_id, const std::vector<job_attempt>& jobs,
         std::chrono::milliseconds ttl, std::vector<job_attempt>& cancelled);
 
+  /// Folds the job count deltas into job_counts (migration 0004). Safe to
+  /// call from every api-node: one compacts, the others skip.
+  caf::error compact_counts();
+
   /// Hands back every pending claim of `scheduler_id`.
   caf::error release_claims(const std::string& scheduler_id);
 
