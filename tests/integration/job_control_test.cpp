@@ -27,6 +27,14 @@ bool status_is(http_client& c, const std::string& id, const std::string& s) {
   return r.status == 200 && body_json(r).value("status", "") == s;
 }
 
+// Waits until job `id` has `status`; names both on timeout.
+::testing::AssertionResult reaches(http_client& c, const std::string& id,
+                                   const std::string& status,
+                                   std::chrono::milliseconds timeout) {
+  return wait_until([&] { return status_is(c, id, status); }, timeout,
+                    "job " + id + " " + status);
+}
+
 } // namespace
 
 TEST(cancel, pending_job_is_cancelled_at_once_and_terminal_jobs_conflict) {
@@ -61,15 +69,13 @@ TEST(cancel, running_job_is_stopped_by_its_worker) {
   http_client c{api.http_port};
   auto id = submit(c, {{"pipeline_name", "p"},
                        {"parameters", succeeding(60000)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "running"); }, 20s,
-                         "job running"));
+  ASSERT_TRUE(reaches(c, id, "running", 20s));
   auto r = c.request("DELETE", "/jobs/" + id);
   ASSERT_EQ(r.status, 200) << r.body;
   auto j = body_json(r);
   EXPECT_TRUE(j["status"] == "running" || j["status"] == "cancelled") << j;
   EXPECT_EQ(j["cancel_requested"], true);
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "cancelled"); }, 10s,
-                         "job cancelled by its worker"));
+  ASSERT_TRUE(reaches(c, id, "cancelled", 10s));
   EXPECT_EQ(events_of(procs.db_url(), id),
             "->pending@0 pending>running@1 running>running@1 "
             "running>cancelled@1");
@@ -85,14 +91,12 @@ TEST(cancel, accepted_while_the_worker_is_unreachable_still_wins) {
   http_client c{api.http_port};
   auto id = submit(c, {{"pipeline_name", "p"},
                        {"parameters", succeeding(4000)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "running"); }, 20s,
-                         "job running"));
+  ASSERT_TRUE(reaches(c, id, "running", 20s));
   w.signal(SIGSTOP);
   ASSERT_EQ(c.request("POST", "/jobs/" + id + "/cancel").status, 200);
   // The worker is dropped (no heartbeats); the cancel turns the requeue
   // into a cancellation. Resuming the worker later changes nothing.
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "cancelled"); }, 20s,
-                         "cancelled although the worker was unreachable"));
+  ASSERT_TRUE(reaches(c, id, "cancelled", 20s));
   w.signal(SIGCONT);
   std::this_thread::sleep_for(5s); // let the resumed worker report late
   EXPECT_EQ(get_job(c, id)["status"], "cancelled");
@@ -190,8 +194,7 @@ TEST(leases, reaper_requeues_jobs_whose_scheduler_and_worker_both_died) {
   http_client cb{b.http_port};
   auto id = submit(ca, {{"pipeline_name", "p"}, {"max_attempts", 2},
                         {"parameters", succeeding(60000)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(cb, id, "running"); }, 20s,
-                         "running on wa"));
+  ASSERT_TRUE(reaches(cb, id, "running", 20s));
   // Nobody is left to notice through monitoring: only the lease tells.
   wa.signal(SIGKILL);
   a.proc->signal(SIGKILL);
@@ -217,12 +220,10 @@ TEST(leases, no_attempts_left_fails_with_worker_lost) {
   http_client cb{b.http_port};
   auto id = submit(cb, {{"pipeline_name", "p"},
                         {"parameters", succeeding(60000)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(cb, id, "running"); }, 20s,
-                         "running"));
+  ASSERT_TRUE(reaches(cb, id, "running", 20s));
   wa.signal(SIGKILL);
   a.proc->signal(SIGKILL);
-  ASSERT_TRUE(wait_until([&] { return status_is(cb, id, "failed"); }, 20s,
-                         "failed by the reaper"));
+  ASSERT_TRUE(reaches(cb, id, "failed", 20s));
   EXPECT_EQ(get_job(cb, id)["error_message"], "worker lost");
 }
 
@@ -307,8 +308,7 @@ TEST(drain, worker_finishes_running_jobs_on_sigterm_and_exits_zero) {
   http_client c{api.http_port};
   auto id = submit(c, {{"pipeline_name", "p"},
                        {"parameters", succeeding(1500)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "running"); }, 20s,
-                         "running"));
+  ASSERT_TRUE(reaches(c, id, "running", 20s));
   w.signal(SIGTERM);
   // While draining, the worker takes no new job.
   auto later = submit(c, {{"pipeline_name", "p"},
@@ -327,19 +327,16 @@ TEST(drain, unfinished_jobs_are_handed_back_without_using_an_attempt) {
   http_client c{api.http_port};
   auto id = submit(c, {{"pipeline_name", "p"},
                        {"parameters", succeeding(60000)}});
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "running"); }, 20s,
-                         "running"));
+  ASSERT_TRUE(reaches(c, id, "running", 20s));
   w.signal(SIGTERM);
   auto code = w.wait_exit(20s);
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "pending"); }, 10s,
-                         "handed back"));
+  ASSERT_TRUE(reaches(c, id, "pending", 10s));
   auto j = get_job(c, id);
   EXPECT_EQ(j["attempt"], 0);
   procs.start_worker("w2", api, 1);
-  ASSERT_TRUE(wait_until([&] { return status_is(c, id, "running"); }, 20s,
-                         "running again"));
+  ASSERT_TRUE(reaches(c, id, "running", 20s));
   EXPECT_EQ(get_job(c, id)["attempt"], 1);
 }
 
