@@ -112,33 +112,34 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
 
 } // namespace
 
-db_pool::db_pool(caf::actor_system& sys, std::string url, size_t size,
-                 caf::actor scheduler) {
-  for (size_t i = 0; i < std::max<size_t>(size, 1); ++i)
-    actors_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
+db_pool::db_pool(caf::actor_system& sys, std::string url, size_t readers,
+                 size_t writers, caf::actor scheduler) {
+  for (size_t i = 0; i < std::max<size_t>(readers, 1); ++i)
+    readers_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
+  for (size_t i = 0; i < std::max<size_t>(writers, 1); ++i)
+    writers_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
 }
 
 db_pool::~db_pool() {
   stop();
 }
 
-const caf::actor& db_pool::next() {
-  return actors_[next_++ % actors_.size()];
-}
-
 void db_pool::run(db_task task) {
-  caf::anon_send(next(), task_msg{std::move(task)});
+  caf::anon_send(readers_[next_reader_++ % readers_.size()],
+                 task_msg{std::move(task)});
 }
 
 void db_pool::submit(job_submission sub, submit_callback done) {
-  caf::anon_send(next(), submit_msg{std::move(sub), std::move(done)});
+  caf::anon_send(writers_[next_writer_++ % writers_.size()],
+                 submit_msg{std::move(sub), std::move(done)});
 }
 
 void db_pool::stop() {
   // The handles stay valid: a late task goes to an exited actor and is
   // dropped, which only happens while the process shuts down.
-  for (auto& a : actors_)
-    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  for (auto* group : {&readers_, &writers_})
+    for (auto& a : *group)
+      caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 } // namespace orch::api

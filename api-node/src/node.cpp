@@ -56,7 +56,10 @@ options make_options() {
        "REST API port; 0 picks a free one"},
       {"HTTP_THREADS", "2", "HTTP reactor threads"},
       {"DB_POOL_SIZE", std::to_string(defaults::db_pool_size),
-       "PostgreSQL connections for HTTP requests"},
+       "PostgreSQL connections for HTTP reads and cancels"},
+      {"DB_WRITERS", "1",
+       "PostgreSQL connections that group-commit submissions (fewer make "
+       "bigger batches)"},
       {"SCHEDULER_HOST", "0.0.0.0",
        "address the scheduler actor is published on (workers connect here)"},
       {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
@@ -121,6 +124,9 @@ int run_node(int argc, char** argv) {
   auto pool_size = opts.get_int("DB_POOL_SIZE", 1, 256);
   if (!pool_size)
     return fail(pool_size.error());
+  auto writers = opts.get_int("DB_WRITERS", 1, 64);
+  if (!writers)
+    return fail(writers.error());
   auto sched_port = opts.get_int("SCHEDULER_PORT", 0, 65535);
   if (!sched_port)
     return fail(sched_port.error());
@@ -180,7 +186,8 @@ int run_node(int argc, char** argv) {
 
   notifier listener{url, scheduler};
   listener.start();
-  db_pool pool{sys, url, static_cast<size_t>(*pool_size), scheduler};
+  db_pool pool{sys, url, static_cast<size_t>(*pool_size),
+               static_cast<size_t>(*writers), scheduler};
   http_config hcfg;
   hcfg.host = opts.get("HTTP_HOST");
   hcfg.port = static_cast<uint16_t>(*http_port);

@@ -29,8 +29,11 @@ using submit_callback = std::function<void(caf::expected<submit_result>)>;
 /// callback runs only after that commit. Then the scheduler is woken.
 class db_pool {
 public:
-  db_pool(caf::actor_system& sys, std::string url, size_t size,
-          caf::actor scheduler);
+  /// Spawns `readers` actors for `run` and `writers` for `submit`. Few
+  /// writers make big group commits: every submission that arrives while a
+  /// writer commits joins its next transaction.
+  db_pool(caf::actor_system& sys, std::string url, size_t readers,
+          size_t writers, caf::actor scheduler);
   ~db_pool();
 
   /// Runs `task` on some pooled connection.
@@ -43,10 +46,10 @@ public:
   void stop();
 
 private:
-  const caf::actor& next();
-
-  std::vector<caf::actor> actors_;
-  std::atomic<size_t> next_{0};
+  std::vector<caf::actor> readers_;
+  std::vector<caf::actor> writers_;
+  std::atomic<size_t> next_reader_{0};
+  std::atomic<size_t> next_writer_{0};
 };
 
 } // namespace orch::api
