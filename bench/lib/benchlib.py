@@ -23,6 +23,7 @@ and `report` turns them into the results JSON and the table. Subcommands:
     latency PREFIX SAMPLES TIMES   facts: idle dispatch latency percentiles
     dist PREFIX UNIT FILE          facts: p50/p90/p99/max of one number a line
     report FACTS RESULTS_DIR STAMP MODE [--strict]
+    markdown RESULTS_JSON          the table and targets as Markdown
 """
 
 import http.client
@@ -701,6 +702,43 @@ def cmd_report(facts_path, results_dir, stamp, mode, *flags):
     if "--strict" in flags and mode != "quick" and any(
             t["met"] is False for t in targets):
         sys.exit(3)
+
+
+def flatten(node, prefix=""):
+    out = {}
+    if isinstance(node, dict):
+        if "value" in node and "unit" in node:
+            out[prefix] = node
+        else:
+            for k, v in node.items():
+                out.update(flatten(v, f"{prefix}.{k}" if prefix else k))
+    return out
+
+
+def cmd_markdown(results):
+    """Prints the table and the targets of a results file as Markdown (for
+    docs/performance.md)."""
+    with open(results) as f:
+        doc = json.load(f)
+    facts = flatten({k: v for k, v in doc.items()
+                     if k not in ("machine", "targets")})
+    print("| measure | figure | value |")
+    print("|---|---|---|")
+    section = None
+    for sec, label, name in TABLE:
+        if name not in facts:
+            continue
+        shown = sec if sec != section else ""
+        section = sec
+        print(f"| {shown} | {label.strip()} | {fmt(facts[name])} |")
+    print()
+    print("| target (issue 4) | threshold | measured | met |")
+    print("|---|---|---|---|")
+    for t in doc.get("targets", []):
+        th = t["threshold"]
+        met = {True: "met", False: "**not met**", None: "n/a"}[t["met"]]
+        print(f"| {t['target']} | {th['comparison']} {th['value']:,} "
+              f"{th['unit']} | {fmt(t['measured'])} | {met} |")
 
 
 def main(argv):
