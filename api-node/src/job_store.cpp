@@ -481,7 +481,8 @@ caf::error job_store::notify_new_jobs() {
 
 caf::expected<job> job_store::get_job(const std::string& id) {
   return guarded("get_job", [&]() -> caf::expected<job> {
-    pqxx::read_transaction tx{conn()};
+    // One statement: autocommit saves the BEGIN and COMMIT round trips.
+    pqxx::nontransaction tx{conn()};
     auto r = tx.exec_params(std::string{"SELECT "} + job_columns
                               + " FROM jobs WHERE id = $1::uuid",
                             id);
@@ -509,7 +510,9 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
     auto page_where = where;
     if (filter.before_seq)
       page_where += " AND seq < $3";
-    pqxx::read_transaction tx{conn()};
+    // The page and its total come from two snapshots; a total a moment
+    // older than the page is fine, and autocommit saves two round trips.
+    pqxx::nontransaction tx{conn()};
     auto sarr = pg_array(statuses);
     auto pname = filter.pipeline_name.value_or("");
     auto before = filter.before_seq.value_or(0);
@@ -831,7 +834,7 @@ caf::expected<std::vector<worker_row>>
 job_store::list_workers(std::chrono::milliseconds stale_after) {
   return guarded("list_workers",
                  [&]() -> caf::expected<std::vector<worker_row>> {
-                   pqxx::read_transaction tx{conn()};
+                   pqxx::nontransaction tx{conn()};
                    auto r = tx.exec_params(
                      "SELECT w.id, w.host, w.slots,"
                      "  (SELECT count(*) FROM jobs j WHERE j.status ="
