@@ -297,6 +297,14 @@ struct http_server::impl {
                                "no route for " + req.resource()));
   }
 
+  // This reactor thread's own connection, for reads it runs itself.
+  job_store& reactor_store() {
+    thread_local std::unique_ptr<job_store> store;
+    if (!store)
+      store = std::make_unique<job_store>(ctx.database_url);
+    return *store;
+  }
+
   // Moves the writer out so that a pool actor can answer later. Counts the
   // request as in flight until the answer is sent (the last reference
   // goes), so that a draining api-node can wait for it.
@@ -392,12 +400,14 @@ struct http_server::impl {
           return;
         }
         auto& x = result->value;
+        std::string body;
+        codec::append_json(body, x);
         if (result->replayed)
-          send(*out, 200, dump(codec::to_json(x)), "application/json",
+          send(*out, 200, body, "application/json",
                {{"Location", "/jobs/" + x.id},
                 {"Idempotent-Replayed", "true"}});
         else
-          send(*out, 201, dump(codec::to_json(x)), "application/json",
+          send(*out, 201, body, "application/json",
                {{"Location", "/jobs/" + x.id}});
       });
   }
@@ -447,14 +457,18 @@ struct http_server::impl {
     if (!id)
       return;
     auto lower = *id;
-    ctx.pool->run([out = detach(w), lower](job_store& store) {
+    {
+      auto& store = reactor_store();
+      auto* out = &w;
       auto x = store.get_job(lower);
       if (!x) {
         send_problem(*out, x.error());
         return;
       }
-      send_json(*out, 200, codec::to_json(*x));
-    });
+      std::string body;
+      codec::append_json(body, *x);
+      send(*out, 200, body, "application/json");
+    }
   }
 
   void list_jobs(const Http::Request& req, Http::ResponseWriter& w) {
@@ -501,22 +515,32 @@ struct http_server::impl {
       send_problem(w, make_validation_error(std::move(errors)));
       return;
     }
-    ctx.pool->run([out = detach(w), filter](job_store& store) {
+    {
+      auto& store = reactor_store();
+      auto* out = &w;
       auto page = store.list_jobs(filter);
       if (!page) {
         send_problem(*out, page.error());
         return;
       }
-      auto jobs = json::array();
-      for (auto& x : page->jobs)
-        jobs.push_back(codec::to_json(x));
-      send_json(*out, 200,
-                {{"jobs", std::move(jobs)},
-                 {"total", page->total},
-                 {"next_cursor", page->next_seq
-                                   ? json(codec::encode_cursor(*page->next_seq))
-                                   : json(nullptr)}});
-    });
+      // Written directly: the stored parameters are embedded as they are.
+      std::string body = "{\"jobs\":[";
+      body.reserve(512 * (page->jobs.size() + 1));
+      for (size_t i = 0; i < page->jobs.size(); ++i) {
+        if (i > 0)
+          body += ',';
+        codec::append_json(body, page->jobs[i]);
+      }
+      body += "],\"total\":";
+      body += std::to_string(page->total);
+      body += ",\"next_cursor\":";
+      if (page->next_seq)
+        codec::append_json_string(body, codec::encode_cursor(*page->next_seq));
+      else
+        body += "null";
+      body += '}';
+      send(*out, 200, body, "application/json");
+    }
   }
 };
 

@@ -122,7 +122,17 @@ struct job_store::connection_holder {
     // nop
   }
   pqxx::connection c;
+  /// Statements prepared on `c`.
+  std::set<std::string> prepared;
 };
+
+const std::string& job_store::prepared(const std::string& name,
+                                       const std::string& sql) {
+  auto& holder = (conn(), *conn_);
+  if (holder.prepared.insert(name).second)
+    holder.c.prepare(name, sql);
+  return name;
+}
 
 job_store::job_store(std::string url)
   : url_(std::move(url)),
@@ -482,10 +492,11 @@ caf::error job_store::notify_new_jobs() {
 caf::expected<job> job_store::get_job(const std::string& id) {
   return guarded("get_job", [&]() -> caf::expected<job> {
     // One statement: autocommit saves the BEGIN and COMMIT round trips.
+    static const std::string sql = std::string{"SELECT "} + job_columns
+                                   + " FROM jobs WHERE id = $1::uuid";
+    auto& name = prepared("get_job", sql);
     pqxx::nontransaction tx{conn()};
-    auto r = tx.exec_params(std::string{"SELECT "} + job_columns
-                              + " FROM jobs WHERE id = $1::uuid",
-                            id);
+    auto r = tx.exec_prepared(name, id);
     if (r.empty())
       return make_error(ec::not_found, "no job with id " + id);
     return read_job(r[0]);
@@ -516,10 +527,18 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
     auto sarr = pg_array(statuses);
     auto pname = filter.pipeline_name.value_or("");
     auto before = filter.before_seq.value_or(0);
-    auto rows = tx.exec_params(
-      std::string{"SELECT "} + job_columns + " FROM jobs" + page_where
-        + " ORDER BY seq DESC LIMIT $4",
-      sarr, pname, before, filter.limit + 1);
+    // One prepared statement per combination of filters.
+    auto variant = std::to_string(statuses.size() == 1 ? 1
+                                  : statuses.empty()  ? 0
+                                                      : 2)
+                   + (filter.pipeline_name ? "p" : "")
+                   + (filter.before_seq ? "c" : "");
+    auto& rows_stmt = prepared("list_jobs_" + variant,
+                               std::string{"SELECT "} + job_columns
+                                 + " FROM jobs" + page_where
+                                 + " ORDER BY seq DESC LIMIT $4");
+    auto rows = tx.exec_prepared(rows_stmt, sarr, pname, before,
+                                 filter.limit + 1);
     // Exact, from the counters of migration 0004 (no scan of jobs).
     std::string count_where = " WHERE $1::text[] IS NOT NULL AND $2::text IS"
                               " NOT NULL AND $3::bigint IS NOT NULL AND"
@@ -528,12 +547,14 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
       count_where += " AND status = ANY($1::text[])";
     if (filter.pipeline_name)
       count_where += " AND pipeline_name = $2";
-    auto count = tx.exec_params(
+    auto& count_stmt = prepared(
+      "count_jobs_" + variant,
       "SELECT coalesce(sum(n), 0)::bigint FROM (SELECT pipeline_name, status,"
       " n FROM job_counts UNION ALL SELECT pipeline_name, status, delta"
       " FROM job_count_deltas) c"
-        + count_where,
-      sarr, pname, before, filter.limit + 1);
+        + count_where);
+    auto count = tx.exec_prepared(count_stmt, sarr, pname, before,
+                                  filter.limit + 1);
     job_page page;
     page.total = count[0][0].as<int64_t>();
     auto n = std::min<size_t>(rows.size(), static_cast<size_t>(filter.limit));

@@ -54,7 +54,9 @@ options make_options() {
       {"HTTP_HOST", "127.0.0.1", "address the REST API listens on"},
       {"HTTP_PORT", std::to_string(defaults::http_port),
        "REST API port; 0 picks a free one"},
-      {"HTTP_THREADS", "2", "HTTP reactor threads"},
+      {"HTTP_THREADS", "4",
+       "HTTP reactor threads; each also runs simple reads on its own "
+       "PostgreSQL connection"},
       {"DB_POOL_SIZE", std::to_string(defaults::db_pool_size),
        "PostgreSQL connections for HTTP reads and cancels"},
       {"DB_WRITERS", "1",
@@ -195,7 +197,7 @@ int run_node(int argc, char** argv) {
   hcfg.version = ORCH_VERSION;
   hcfg.image_tag = opts.get("IMAGE_TAG");
   hcfg.echo_message = opts.get("ECHO_MESSAGE");
-  http_server http{http_context{hcfg, &pool, scheduler, probe}};
+  http_server http{http_context{hcfg, url, &pool, scheduler, probe}};
   auto port = http.start();
   if (!port) {
     listener.stop();

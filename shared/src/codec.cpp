@@ -263,6 +263,94 @@ json to_json(const job& x) {
   };
 }
 
+void append_json_string(std::string& out, std::string_view str) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (auto ch : str) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 0xF];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+void append_json(std::string& out, const job& x) {
+  auto key = [&](const char* k) {
+    out += '"';
+    out += k;
+    out += "\":";
+  };
+  auto str = [&](const char* k, const std::string& v) {
+    key(k);
+    append_json_string(out, v);
+    out += ',';
+  };
+  auto opt_str = [&](const char* k, const std::optional<std::string>& v) {
+    key(k);
+    if (v)
+      append_json_string(out, *v);
+    else
+      out += "null";
+    out += ',';
+  };
+  auto time = [&](const char* k, const std::optional<micros>& v) {
+    key(k);
+    if (v) {
+      out += '"';
+      out += format_rfc3339(*v);
+      out += '"';
+    } else {
+      out += "null";
+    }
+    out += ',';
+  };
+  auto num = [&](const char* k, auto v) {
+    key(k);
+    out += std::to_string(v);
+    out += ',';
+  };
+  out += '{';
+  str("id", x.id);
+  str("status", to_string(x.status));
+  str("pipeline_name", x.pipeline_name);
+  key("parameters");
+  out += x.parameters_json.empty() ? "{}" : x.parameters_json;
+  out += ',';
+  opt_str("description", x.description);
+  num("priority", x.priority);
+  num("attempt", x.attempt);
+  opt_str("worker_id", x.worker_id);
+  time("created_at", x.created_at);
+  time("updated_at", x.updated_at);
+  time("started_at", x.started_at);
+  time("completed_at", x.completed_at);
+  opt_str("error_message", x.error_message);
+  num("max_attempts", x.max_attempts);
+  key("retry_backoff_seconds");
+  out += nlohmann::json(x.retry_backoff_seconds).dump();
+  out += ',';
+  num("timeout_seconds", x.timeout_seconds);
+  time("next_attempt_at", x.next_attempt_at);
+  key("cancel_requested");
+  out += x.cancel_requested ? "true" : "false";
+  out += '}';
+}
+
 namespace {
 
 constexpr char b64[]

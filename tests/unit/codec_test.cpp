@@ -194,3 +194,25 @@ TEST(uuid, generated_ids_are_valid_and_distinct) {
   EXPECT_FALSE(is_uuid("0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a0g"));
   EXPECT_TRUE(is_uuid("0B5C9A52-6F47-4C1C-9D5E-8A8F3C2F1A00"));
 }
+
+TEST(codec, direct_writer_matches_the_dom) {
+  job x;
+  x.id = "0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a00";
+  x.pipeline_name = "p";
+  x.parameters_json = R"({"n": 1, "s": "q\"uote", "a": [1, {"b": null}]})";
+  x.description = std::string{"tab\tnew\nline \x01 ✓ \"q\" \\"};
+  x.error_message = "boom";
+  x.worker_id = "w";
+  x.created_at = 1700000000123456;
+  x.updated_at = 1700000000123999;
+  x.completed_at = 1700000002000000;
+  x.retry_backoff_seconds = 2.5;
+  x.cancel_requested = true;
+  std::string out;
+  codec::append_json(out, x);
+  EXPECT_EQ(nlohmann::json::parse(out), codec::to_json(x)) << out;
+  job empty;
+  out.clear();
+  codec::append_json(out, empty);
+  EXPECT_EQ(nlohmann::json::parse(out), codec::to_json(empty)) << out;
+}

@@ -20,6 +20,14 @@ caf::expected<job_submission> parse_submission(std::string_view body);
 /// Renders a job in the REST shape.
 nlohmann::json to_json(const job& x);
 
+/// Appends the REST shape of `x` to `out` without building a JSON DOM: the
+/// stored parameters are embedded as they are (PostgreSQL hands them out as
+/// valid JSON). Same content as `to_json(x).dump()`; keys in another order.
+void append_json(std::string& out, const job& x);
+
+/// Appends `str` as a JSON string literal (quoted and escaped).
+void append_json_string(std::string& out, std::string_view str);
+
 /// Returns an opaque cursor for the keyset position `seq`.
 std::string encode_cursor(int64_t seq);
 

@@ -25,14 +25,21 @@ struct http_config {
 /// to wake after a commit, and the scheduler's health.
 struct http_context {
   http_config cfg;
+  /// For the reads that reactor threads run themselves, one connection per
+  /// reactor thread.
+  std::string database_url;
   db_pool* pool = nullptr;
   caf::actor scheduler;
   std::shared_ptr<scheduler_probe> probe;
 };
 
-/// The REST API on Pistache. Handlers parse and validate, then hand database
-/// work to the pool and return; the pool's actor sends the response. Errors
-/// become problem+json in one place (`problem.hpp`).
+/// The REST API on Pistache. Handlers parse and validate. Submissions go to
+/// the pool's group-commit writers, whose actor sends the response; cancels
+/// and slow reads go to its readers. The hot single-statement reads
+/// (GET /jobs/{id}, GET /jobs) run on the reactor thread itself over that
+/// thread's own connection: a hop to another thread and back cost more than
+/// the query (see docs/adr/0002-reads-on-reactor-threads.md). Errors become
+/// problem+json in one place (`problem.hpp`).
 class http_server {
 public:
   explicit http_server(http_context ctx);
