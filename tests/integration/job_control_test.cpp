@@ -98,7 +98,17 @@ TEST(cancel, accepted_while_the_worker_is_unreachable_still_wins) {
   // into a cancellation. Resuming the worker later changes nothing.
   ASSERT_TRUE(reaches(c, id, "cancelled", 20s));
   w.signal(SIGCONT);
-  std::this_thread::sleep_for(5s); // let the resumed worker report late
+  // The resumed worker re-registers (it may still report the attempt, which
+  // is then fenced off); either way the job stays cancelled.
+  EXPECT_TRUE(wait_until(
+    [&] {
+      auto log = api.proc->log();
+      auto first = log.find("worker hangs registered");
+      return first != std::string::npos
+             && log.find("worker hangs registered", first + 1)
+                  != std::string::npos;
+    },
+    30s, "the resumed worker registered again"));
   EXPECT_EQ(get_job(c, id)["status"], "cancelled");
   EXPECT_EQ(query(procs.db_url(), "SELECT count(*) FROM job_events WHERE "
                                   "to_status = 'completed'")
@@ -142,9 +152,9 @@ TEST(retries, failed_attempts_back_off_then_fail) {
   auto g1 = std::stod(gaps[0][0]);
   auto g2 = std::stod(gaps[1][0]);
   EXPECT_GE(g1, 0.5 * 0.8);
-  EXPECT_LT(g1, 0.5 * 1.2 + 1.5); // + the sweep's period
+  EXPECT_LT(g1, 0.5 * 1.2 + 3); // + the sweep period, on a busy machine
   EXPECT_GE(g2, 1.0 * 0.8);
-  EXPECT_LT(g2, 1.0 * 1.2 + 1.5);
+  EXPECT_LT(g2, 1.0 * 1.2 + 3);
 }
 
 TEST(retries, retry_that_succeeds_clears_the_error) {
@@ -388,9 +398,17 @@ TEST(outage, database_restart_under_load_loses_no_acknowledged_job) {
       std::this_thread::sleep_for(5ms);
     }
   });
-  std::this_thread::sleep_for(1s);
+  auto acked_count = [&] {
+    std::lock_guard<std::mutex> guard{m};
+    return acked.size();
+  };
+  // Under load before, across and after the restart.
+  EXPECT_TRUE(wait_until([&] { return acked_count() >= 20; }, 30s,
+                         "20 jobs acknowledged before the restart"));
   cluster().restart();
-  std::this_thread::sleep_for(2s);
+  auto before = acked_count();
+  EXPECT_TRUE(wait_until([&] { return acked_count() >= before + 20; }, 60s,
+                         "20 more acknowledged after the restart"));
   stop = true;
   load.get();
   http_client c{api.http_port};
