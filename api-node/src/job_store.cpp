@@ -575,7 +575,13 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
     // A claim only reserves; losing one in a server crash is harmless (the
     // start is fenced by claimed_by), so it need not wait for the WAL flush.
     // This keeps an fsync off the dispatch path.
-    tx.exec("SET LOCAL synchronous_commit = off");
+    // The queue's head must come from an ordered scan of jobs_pending_idx.
+    // With stale statistics (a drained queue leaves many dead rows) the
+    // planner otherwise sorts the whole pending set on every claim: 20-30 ms
+    // instead of 1-5 ms at 30k pending jobs.
+    tx.exec("SET LOCAL synchronous_commit = off;"
+            " SET LOCAL enable_sort = off;"
+            " SET LOCAL enable_bitmapscan = off");
     auto r = tx.exec_params(
       "WITH c AS ("
       "  SELECT id FROM jobs"
