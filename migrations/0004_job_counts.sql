@@ -37,17 +37,18 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- An update moves a row from its old (pipeline, status) to its new one:
+-- -1 for every old row, +1 for every new row, summed per group (no join of
+-- the transition tables, which have no indexes).
 CREATE FUNCTION jobs_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO job_count_deltas (pipeline_name, status, delta)
   SELECT pipeline_name, status, sum(d) FROM (
-    SELECT o.pipeline_name, o.status, -1 AS d
-    FROM old_rows o JOIN new_rows n USING (id)
-    WHERE o.status <> n.status OR o.pipeline_name <> n.pipeline_name
+    SELECT pipeline_name, status, -count(*) AS d FROM old_rows
+    GROUP BY pipeline_name, status
     UNION ALL
-    SELECT n.pipeline_name, n.status, 1
-    FROM old_rows o JOIN new_rows n USING (id)
-    WHERE o.status <> n.status OR o.pipeline_name <> n.pipeline_name) c
+    SELECT pipeline_name, status, count(*) FROM new_rows
+    GROUP BY pipeline_name, status) c
   GROUP BY pipeline_name, status
   HAVING sum(d) <> 0;
   RETURN NULL;
