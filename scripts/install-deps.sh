@@ -10,12 +10,13 @@ set -euo pipefail
 build_pkgs=(
   g++ cmake ninja-build pkg-config ccache make
   libcaf-dev libpistache-dev libpqxx-dev libspdlog-dev
-  libgtest-dev libgmock-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev nlohmann-json3-dev libyaml-cpp-dev
+  snakemake
   postgresql-15 postgresql-client-15 curl ca-certificates procps
 )
 runtime_pkgs=(
   libcaf-core0.17 libcaf-io0.17 libpistache0 libpqxx-6.4 libspdlog1.10
-  libfmt9 libpq5 ca-certificates curl
+  libfmt9 libpq5 libyaml-cpp0.7 ca-certificates curl
 )
 
 if [[ "${1:-}" == "--runtime" ]]; then

@@ -1,7 +1,9 @@
 #include "orch/api/http_server.hpp"
 
 #include "orch/api/http_screen.hpp"
+#include "orch/api/outputs.hpp"
 #include "orch/api/problem.hpp"
+#include "orch/catalog.hpp"
 #include "orch/codec.hpp"
 #include "orch/defaults.hpp"
 #include "orch/error.hpp"
@@ -214,6 +216,18 @@ struct http_server::impl {
         [this](auto&, auto& w, auto& ps) { cancel_job(w, ps[0]); });
     add("/jobs/{}/cancel", Http::Method::Post,
         [this](auto&, auto& w, auto& ps) { cancel_job(w, ps[0]); });
+    add("/jobs/{}/logs", Http::Method::Get,
+        [this](auto& req, auto& w, auto& ps) { get_logs(req, w, ps[0]); });
+    add("/jobs/{}/outputs", Http::Method::Get,
+        [this](auto&, auto& w, auto& ps) { list_outputs(w, ps[0]); });
+    add("/jobs/{}/outputs/{**}", Http::Method::Get,
+        [this](auto& req, auto& w, auto& ps) {
+          get_output(req, w, ps[0], ps[1]);
+        });
+    add("/pipelines", Http::Method::Get,
+        [this](auto&, auto& w, auto&) { list_pipelines(w); });
+    add("/pipelines/{}", Http::Method::Get,
+        [this](auto&, auto& w, auto& ps) { get_pipeline(w, ps[0]); });
   }
 
   void add(const std::string& path, Http::Method method, handler_fn fn) {
@@ -262,15 +276,27 @@ struct http_server::impl {
     }
     auto segments = split_path(req.resource());
     for (auto& r : routes) {
-      if (r.pattern.size() != segments.size())
+      // "{**}" (last) matches one or more segments: a relative file path.
+      bool rest = !r.pattern.empty() && r.pattern.back() == "{**}";
+      if (rest ? segments.size() < r.pattern.size()
+               : r.pattern.size() != segments.size())
         continue;
       params ps;
       bool match = true;
-      for (size_t i = 0; i < segments.size() && match; ++i) {
-        if (r.pattern[i] == "{}")
+      for (size_t i = 0; i < r.pattern.size() && match; ++i) {
+        if (r.pattern[i] == "{**}") {
+          std::string path;
+          for (size_t j = i; j < segments.size(); ++j) {
+            if (j > i)
+              path += '/';
+            path += url_decode(segments[j]);
+          }
+          ps.push_back(std::move(path));
+        } else if (r.pattern[i] == "{}") {
           ps.push_back(url_decode(segments[i]));
-        else
+        } else {
           match = r.pattern[i] == segments[i];
+        }
       }
       if (!match)
         continue;
@@ -357,6 +383,7 @@ struct http_server::impl {
                         {"host", r.host},
                         {"slots", r.slots},
                         {"running", r.running},
+                        {"executors", r.executors},
                         {"connected_at", format_rfc3339(r.connected_at)},
                         {"last_seen", format_rfc3339(r.last_seen)}});
       send_json(*out, 200, {{"workers", std::move(list)}});
@@ -379,6 +406,10 @@ struct http_server::impl {
     auto sub = codec::parse_submission(req.body());
     if (!sub) {
       send_problem(w, sub.error());
+      return;
+    }
+    if (auto err = apply_catalog(*sub)) {
+      send_problem(w, err);
       return;
     }
     if (auto key = req.headers().tryGetRaw("Idempotency-Key")) {
@@ -469,6 +500,210 @@ struct http_server::impl {
       codec::append_json(body, *x);
       send(*out, 200, body, "application/json");
     }
+  }
+
+  // Checks a submission against the pipeline catalog: the pipeline must
+  // exist, the parameters must pass its schema, and the stored parameters
+  // are the resolved ones (defaults filled in).
+  caf::error apply_catalog(job_submission& sub) {
+    if (!ctx.pipelines || !ctx.pipelines->configured())
+      return caf::none;
+    auto p = ctx.pipelines->find(sub.pipeline_name);
+    if (p == nullptr)
+      return make_validation_error(
+        {{"pipeline_name",
+          "unknown pipeline '" + sub.pipeline_name
+            + "'; GET /pipelines lists the pipelines",
+          "catalog"}});
+    json params;
+    try {
+      params = json::parse(sub.parameters_json);
+    } catch (const json::exception&) {
+      return make_error(ec::malformed_json, "parameters are not JSON");
+    }
+    auto resolved = catalog::resolve(*p, params);
+    if (!resolved)
+      return resolved.error();
+    sub.parameters_json = dump(*resolved);
+    if (sub.parameters_json.size() > defaults::max_parameters_bytes)
+      return make_validation_error(
+        {{"parameters",
+          "must be at most "
+            + std::to_string(defaults::max_parameters_bytes)
+            + " bytes serialized, defaults included",
+          "max_bytes"}});
+    sub.executor = p->executor;
+    return caf::none;
+  }
+
+  void list_pipelines(Http::ResponseWriter& w) {
+    auto list = json::array();
+    if (ctx.pipelines)
+      for (auto& p : ctx.pipelines->pipelines())
+        list.push_back(p.to_json());
+    send_json(w, 200,
+              {{"pipelines", std::move(list)},
+               {"catalog", ctx.pipelines && ctx.pipelines->configured()}});
+  }
+
+  void get_pipeline(Http::ResponseWriter& w, const std::string& name) {
+    const pipeline_spec* p = ctx.pipelines ? ctx.pipelines->find(name)
+                                           : nullptr;
+    if (p == nullptr) {
+      send_problem(w, make_error(ec::not_found, "no pipeline named " + name));
+      return;
+    }
+    send_json(w, 200, p->to_json());
+  }
+
+  // GET /jobs/{id}/logs?tail=N&stream=S: text/plain, or JSON lines (one
+  // object per line, with timestamps) when the client accepts JSON.
+  void get_logs(const Http::Request& req, Http::ResponseWriter& w,
+                const std::string& raw_id) {
+    auto id = job_id(w, raw_id);
+    if (!id)
+      return;
+    std::vector<field_error> errors;
+    int64_t tail = defaults::max_log_tail;
+    if (auto t = query_param(req, "tail")) {
+      char* end = nullptr;
+      errno = 0;
+      auto v = std::strtoll(t->c_str(), &end, 10);
+      if (t->empty() || *end != '\0' || errno != 0 || v < 1
+          || v > defaults::max_log_tail)
+        errors.push_back({"tail", "must be an integer from 1 to "
+                                    + std::to_string(defaults::max_log_tail)});
+      else
+        tail = v;
+    }
+    std::optional<std::string> stream;
+    if (auto s = query_param(req, "stream"); s && !s->empty()) {
+      auto ok = s->size() <= 32
+                && std::all_of(s->begin(), s->end(), [](char c) {
+                     return std::islower(static_cast<unsigned char>(c))
+                            || std::isdigit(static_cast<unsigned char>(c))
+                            || c == '-' || c == '_';
+                   });
+      if (ok)
+        stream = *s;
+      else
+        errors.push_back({"stream", "must be stdout, stderr or another "
+                                    "stream name of the job's log"});
+    }
+    if (!errors.empty()) {
+      send_problem(w, make_validation_error(std::move(errors)));
+      return;
+    }
+    bool as_json = false;
+    if (auto accept = req.headers().tryGetRaw("Accept"))
+      as_json = accept->value().find("application/json") != std::string::npos
+                || accept->value().find("ndjson") != std::string::npos;
+    ctx.pool->run([out = detach(w), id = *id, tail, stream,
+                   as_json](job_store& store) {
+      auto page = store.get_logs(id, tail, stream);
+      if (!page) {
+        send_problem(*out, page.error());
+        return;
+      }
+      std::string body;
+      if (as_json) {
+        if (page->dropped_lines > 0)
+          body += dump(json{{"truncated", true},
+                            {"dropped_lines", page->dropped_lines},
+                            {"dropped_bytes", page->dropped_bytes}})
+                  + "\n";
+        for (auto& l : page->lines)
+          body += dump(json{{"id", l.id},
+                            {"at", format_rfc3339(l.at)},
+                            {"attempt", l.attempt},
+                            {"stream", l.stream},
+                            {"line", l.line}})
+                  + "\n";
+        send(*out, 200, body, "application/json");
+        return;
+      }
+      if (page->dropped_lines > 0)
+        body += "[orch: " + std::to_string(page->dropped_lines)
+                + " earlier lines (" + std::to_string(page->dropped_bytes)
+                + " bytes) were dropped by the per-job log cap]\n";
+      for (auto& l : page->lines) {
+        body += l.line;
+        body += '\n';
+      }
+      send(*out, 200, body, "text/plain; charset=utf-8");
+    });
+  }
+
+  // Runs `fn(job, dir)` with the work directory of a finished job, or
+  // answers 404 (unknown job) / 409 (not finished).
+  template <class F>
+  void with_finished_job(Http::ResponseWriter& w, const std::string& raw_id,
+                         F fn) {
+    auto id = job_id(w, raw_id);
+    if (!id)
+      return;
+    ctx.pool->run([this, out = detach(w), id = *id,
+                   fn = std::move(fn)](job_store& store) mutable {
+      auto x = store.get_job(id);
+      if (!x) {
+        send_problem(*out, x.error());
+        return;
+      }
+      if (!is_terminal(x->status) || x->attempt == 0) {
+        auto err = make_error(ec::conflict,
+                              "job " + id + " has not finished; it is "
+                                + to_string(x->status));
+        auto p = to_problem(err);
+        auto body = json::parse(p.body);
+        body["job_status"] = to_string(x->status);
+        body["job_id"] = id;
+        send(*out, p.status, dump(body), "application/problem+json");
+        return;
+      }
+      fn(*out, *x, work_dir(ctx.work_root, x->id, x->attempt));
+    });
+  }
+
+  void list_outputs(Http::ResponseWriter& w, const std::string& raw_id) {
+    with_finished_job(w, raw_id, [](Http::ResponseWriter& out, const job& x,
+                                    const std::filesystem::path& dir) {
+      auto files = api::list_outputs(dir, x.executor,
+                                     defaults::max_output_files);
+      auto list = json::array();
+      if (files)
+        for (auto& f : *files)
+          list.push_back({{"path", f.path},
+                          {"size", f.size},
+                          {"sha256", f.sha256},
+                          {"url", "/jobs/" + x.id + "/outputs/" + f.path}});
+      send_json(out, 200,
+                {{"job_id", x.id},
+                 {"attempt", x.attempt},
+                 {"files", std::move(list)},
+                 {"truncated", files && files->size()
+                                          >= defaults::max_output_files}});
+    });
+  }
+
+  void get_output(const Http::Request&, Http::ResponseWriter& w,
+                  const std::string& raw_id, const std::string& rel) {
+    with_finished_job(w, raw_id, [rel](Http::ResponseWriter& out,
+                                       const job& x,
+                                       const std::filesystem::path& dir) {
+      auto file = resolve_output(dir, rel);
+      if (!file) {
+        send_problem(out, file.error());
+        return;
+      }
+      try {
+        Http::serveFile(out, file->string(),
+                        Http::Mime::MediaType::fromString(
+                          output_media_type(*file)));
+      } catch (const std::exception& e) {
+        send_problem(out, make_error(ec::not_found,
+                                     "no output named " + rel));
+      }
+    });
   }
 
   void list_jobs(const Http::Request& req, Http::ResponseWriter& w) {

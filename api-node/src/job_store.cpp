@@ -26,7 +26,26 @@ constexpr const char* job_columns
     ORCH_MICROS("updated_at") ", " ORCH_MICROS("started_at") ", "
     ORCH_MICROS("completed_at") ", error_message, seq, max_attempts, "
     "retry_backoff_seconds, timeout_seconds, " ORCH_MICROS("next_attempt_at")
-    ", cancel_requested";
+    ", cancel_requested, executor, progress_completed, progress_total, "
+    // Why a pending job waits; evaluated for pending rows only.
+    "CASE WHEN jobs.status <> 'pending' THEN NULL"
+    " WHEN jobs.next_attempt_at > now() THEN 'retry backoff: next attempt "
+    "at ' || to_char(jobs.next_attempt_at AT TIME ZONE 'UTC',"
+    " 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    " WHEN NOT EXISTS (SELECT 1 FROM workers w"
+    "   WHERE w.disconnected_at IS NULL"
+    "     AND w.last_seen > now() - interval '15 seconds'"
+    "     AND jobs.executor = ANY (w.executors))"
+    " THEN 'no connected worker can run executor ' || jobs.executor"
+    " WHEN EXISTS (SELECT 1 FROM pipelines p"
+    "   WHERE p.name = jobs.pipeline_name AND p.max_concurrent IS NOT NULL"
+    "     AND p.max_concurrent <= (SELECT count(*) FROM jobs r"
+    "       WHERE r.pipeline_name = jobs.pipeline_name"
+    "         AND r.status = 'running'))"
+    " THEN 'pipeline ' || jobs.pipeline_name || ' is at its max_concurrent"
+    " limit (' || (SELECT p.max_concurrent FROM pipelines p"
+    "   WHERE p.name = jobs.pipeline_name) || ' running)'"
+    " END";
 
 // Turns the timestamp parameter $n (microseconds) into a timestamptz.
 std::string ts_param(int n) {
@@ -61,6 +80,10 @@ job read_job(const pqxx::row& r) {
   x.timeout_seconds = r[16].as<int32_t>();
   x.next_attempt_at = opt<int64_t>(r[17]);
   x.cancel_requested = r[18].as<bool>();
+  x.executor = r[19].as<std::string>();
+  if (!r[20].is_null() && !r[21].is_null())
+    x.progress = job_progress{r[20].as<int64_t>(), r[21].as<int64_t>()};
+  x.waiting_reason = opt<std::string>(r[22]);
   return x;
 }
 
@@ -216,6 +239,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
     std::vector<int32_t> timeouts;
     std::vector<std::optional<std::string>> keys;
     std::vector<std::string> hashes;
+    std::vector<std::string> executors;
     ids.reserve(subs.size());
     for (auto& s : subs) {
       ids.push_back(make_uuid());
@@ -228,6 +252,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       timeouts.push_back(s.timeout_seconds);
       keys.push_back(s.idempotency_key);
       hashes.push_back(s.request_hash);
+      executors.push_back(s.executor);
     }
     pqxx::work tx{conn()};
     // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
@@ -236,14 +261,14 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       "WITH ins AS ("
       "  INSERT INTO jobs (id, pipeline_name, parameters, description, "
       "    priority, max_attempts, retry_backoff_seconds, timeout_seconds,"
-      "    idempotency_key, request_hash)"
+      "    idempotency_key, request_hash, executor)"
       "  SELECT t.id, t.name, t.params::jsonb, t.descr, t.prio, t.maxa,"
-      "    t.backoff, t.timeout, t.ikey, t.hash"
+      "    t.backoff, t.timeout, t.ikey, t.hash, t.executor"
       "  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], "
       "              $5::int[], $6::int[], $7::float8[], $8::int[],"
-      "              $9::text[], $10::text[]) WITH ORDINALITY "
+      "              $9::text[], $10::text[], $11::text[]) WITH ORDINALITY "
       "       AS t(id, name, params, descr, prio, maxa, backoff, timeout,"
-      "            ikey, hash, ord)"
+      "            ikey, hash, executor, ord)"
       "  ORDER BY t.ord"
       "  ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL"
       "  DO NOTHING"
@@ -256,7 +281,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       pg_array(ids), pg_array(names), pg_array(params),
       pg_array(descriptions), pg_int_array(priorities),
       pg_int_array(max_attempts), pg_array(backoffs), pg_int_array(timeouts),
-      pg_array(keys), pg_array(hashes));
+      pg_array(keys), pg_array(hashes), pg_array(executors));
     std::map<std::string, micros> created;
     for (const auto& row : r)
       created.emplace(row[0].as<std::string>(), row[1].as<int64_t>());
@@ -274,6 +299,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
         x.max_attempts = subs[i].max_attempts;
         x.retry_backoff_seconds = subs[i].retry_backoff_seconds;
         x.timeout_seconds = subs[i].timeout_seconds;
+        x.executor = subs[i].executor;
         x.created_at = x.updated_at = c->second;
       } else if (subs[i].idempotency_key) {
         lookup.push_back(*subs[i].idempotency_key);
@@ -287,8 +313,8 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
                                   pg_array(lookup));
       std::map<std::string, std::pair<job, std::string>> by_key;
       for (const auto& row : prior)
-        by_key.emplace(row[19].as<std::string>(),
-                       std::make_pair(read_job(row), row[20].as<std::string>()));
+        by_key.emplace(row[23].as<std::string>(),
+                       std::make_pair(read_job(row), row[24].as<std::string>()));
       for (size_t i = 0; i < subs.size(); ++i) {
         if (created.count(ids[i]) > 0 || !subs[i].idempotency_key)
           continue;
@@ -571,8 +597,12 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
 
 caf::expected<std::vector<claimed_job>>
 job_store::claim(size_t limit, const std::string& scheduler_id,
-                 std::chrono::milliseconds ttl) {
+                 std::chrono::milliseconds ttl,
+                 const std::vector<std::string>& executors) {
   return guarded("claim", [&]() -> caf::expected<std::vector<claimed_job>> {
+    std::vector<claimed_job> result;
+    if (limit == 0 || executors.empty())
+      return result;
     pqxx::work tx{conn()};
     // A claim only reserves; losing one in a server crash is harmless (the
     // start is fenced by claimed_by), so it need not wait for the WAL flush.
@@ -584,33 +614,64 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
     tx.exec("SET LOCAL synchronous_commit = off;"
             " SET LOCAL enable_sort = off;"
             " SET LOCAL enable_bitmapscan = off");
-    auto r = tx.exec_params(
-      "WITH c AS ("
-      "  SELECT id FROM jobs"
-      "  WHERE status = 'pending'"
-      "    AND (claimed_by IS NULL OR claim_expires_at < now())"
-      "    AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
-      "  ORDER BY priority DESC, seq"
-      "  LIMIT $1::int"
-      "  FOR UPDATE SKIP LOCKED)"
-      "UPDATE jobs j SET claimed_by = $2,"
-      "  claim_expires_at = now() + $3::bigint * interval '1 millisecond'"
-      " FROM c WHERE j.id = c.id"
-      " RETURNING j.id::text, j.attempt, j.pipeline_name, j.parameters::text,"
-      "  j.priority, j.seq, j.timeout_seconds",
-      static_cast<int64_t>(limit), scheduler_id,
-      static_cast<int64_t>(ttl.count()));
+    // Pipelines with a max_concurrent are claimed one by one below.
+    std::vector<std::string> limited;
+    for (const auto& row :
+         tx.exec("SELECT name FROM pipelines WHERE max_concurrent IS NOT NULL"))
+      limited.push_back(row[0].as<std::string>());
+    auto take = [&](size_t n, const std::string& extra,
+                    const std::string& arg) {
+      auto r = tx.exec_params(
+        "WITH c AS ("
+        "  SELECT id FROM jobs"
+        "  WHERE status = 'pending'"
+        "    AND (claimed_by IS NULL OR claim_expires_at < now())"
+        "    AND (next_attempt_at IS NULL OR next_attempt_at <= now())"
+        "    AND executor = ANY($4::text[])"
+          + extra
+          + "  ORDER BY priority DESC, seq"
+            "  LIMIT $1::int"
+            "  FOR UPDATE SKIP LOCKED)"
+            "UPDATE jobs j SET claimed_by = $2,"
+            "  claim_expires_at = now() + $3::bigint * interval '1 millisecond'"
+            " FROM c WHERE j.id = c.id"
+            " RETURNING j.id::text, j.attempt, j.pipeline_name,"
+            "  j.parameters::text, j.priority, j.seq, j.timeout_seconds,"
+            "  j.executor",
+        static_cast<int64_t>(n), scheduler_id,
+        static_cast<int64_t>(ttl.count()), pg_array(executors), arg);
+      for (const auto& row : r)
+        result.push_back(claimed_job{
+          row[0].as<std::string>(), row[1].as<int32_t>(),
+          row[2].as<std::string>(), row[3].as<std::string>(),
+          row[4].as<int32_t>(), row[5].as<int64_t>(), row[6].as<int32_t>(),
+          row[7].as<std::string>()});
+    };
+    take(limit, "    AND NOT (pipeline_name = ANY($5::text[]))",
+         pg_array(limited));
+    for (auto& name : limited) {
+      if (result.size() >= limit)
+        break;
+      // The row lock serializes the claimers of this pipeline on every
+      // api-node; each then counts what the others committed.
+      auto cap = tx.exec_params("SELECT max_concurrent FROM pipelines"
+                                " WHERE name = $1 FOR UPDATE",
+                                name);
+      if (cap.empty() || cap[0][0].is_null())
+        continue;
+      auto active = tx.exec_params(
+        "SELECT count(*) FROM jobs WHERE pipeline_name = $1"
+        " AND (status = 'running' OR (status = 'pending'"
+        "      AND claimed_by IS NOT NULL AND claim_expires_at >= now()))",
+        name)[0][0]
+                      .as<int64_t>();
+      auto room = cap[0][0].as<int64_t>() - active;
+      if (room <= 0)
+        continue;
+      take(std::min<size_t>(static_cast<size_t>(room), limit - result.size()),
+           "    AND pipeline_name = $5", name);
+    }
     tx.commit();
-    std::vector<claimed_job> result;
-    result.reserve(r.size());
-    for (const auto& row : r)
-      result.push_back(claimed_job{row[0].as<std::string>(),
-                                   row[1].as<int32_t>(),
-                                   row[2].as<std::string>(),
-                                   row[3].as<std::string>(),
-                                   row[4].as<int32_t>(),
-                                   row[5].as<int64_t>(),
-                                   row[6].as<int32_t>()});
     std::sort(result.begin(), result.end(), [](auto& a, auto& b) {
       return a.priority != b.priority ? a.priority > b.priority
                                       : a.seq < b.seq;
@@ -664,7 +725,8 @@ job_store::apply(const transition_batch& batch,
           "    worker_id = s.worker, started_at = greatest(s.at, j.created_at),"
           "    updated_at = greatest(s.at, j.created_at), claimed_by = NULL,"
           "    claim_expires_at = NULL, next_attempt_at = NULL,"
-          "    lease_expires_at = now() + $6::bigint * interval '1 millisecond'"
+          "    lease_expires_at = now() + $6::bigint * interval '1 millisecond',"
+          "    progress_completed = NULL, progress_total = NULL"
           "  FROM s WHERE j.id = s.id AND j.id = ANY($1::uuid[])"
           "    AND (j.status = 'pending') IS TRUE"
           "    AND j.attempt = s.attempt - 1 AND j.claimed_by = $5"
@@ -680,6 +742,28 @@ job_store::apply(const transition_batch& batch,
           static_cast<int64_t>(lease_ttl_.count())),
         out.started);
     }
+    if (!batch.progress.empty()) {
+      std::vector<std::string> ids;
+      std::vector<int32_t> attempts;
+      std::vector<int64_t> done, total;
+      for (auto& p : batch.progress) {
+        ids.push_back(p.job_id);
+        attempts.push_back(p.attempt);
+        done.push_back(p.completed);
+        total.push_back(p.total);
+      }
+      // Fenced like every report: only the attempt that owns the job.
+      tx.exec_params(
+        "UPDATE jobs j SET progress_completed = t.c, progress_total = t.n"
+        " FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])"
+        "      AS t(id, attempt, c, n)"
+        " WHERE j.id = t.id AND j.id = ANY($1::uuid[])"
+        "   AND (j.status = 'running') IS TRUE AND j.attempt = t.attempt",
+        pg_array(ids), pg_int_array(attempts), pg_int_array(done),
+        pg_int_array(total));
+    }
+    if (!batch.logs.empty())
+      append_logs(tx, batch.logs);
     if (!batch.finishes.empty()) {
       std::vector<std::string> ids, outcomes;
       std::vector<std::optional<std::string>> errors;
@@ -823,19 +907,144 @@ job_store::apply(const transition_batch& batch,
   });
 }
 
+void job_store::append_logs(pqxx::transaction_base& tx,
+                            const std::vector<transition_batch::log_lines>& logs) {
+  std::vector<std::string> ids, streams, lines;
+  std::vector<int32_t> attempts;
+  for (auto& l : logs)
+    for (auto& line : l.lines) {
+      ids.push_back(l.job_id);
+      attempts.push_back(l.attempt);
+      streams.push_back(l.stream);
+      lines.push_back(line);
+    }
+  if (ids.empty())
+    return;
+  // Lines of an attempt that no longer owns its job are dropped (fencing);
+  // late lines of the current attempt (after it finished) are kept.
+  auto r = tx.exec_params(
+    "WITH t AS ("
+    "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[])"
+    "    WITH ORDINALITY AS t(id, attempt, stream, line, ord)),"
+    " ok AS ("
+    "  SELECT t.* FROM t JOIN jobs j ON j.id = t.id AND j.attempt = t.attempt"
+    "  WHERE j.id = ANY($1::uuid[])),"
+    " ins AS ("
+    "  INSERT INTO job_logs (job_id, attempt, stream, line)"
+    "  SELECT id, attempt, stream, line FROM ok ORDER BY ord"
+    "  RETURNING job_id, octet_length(line) AS b)"
+    "INSERT INTO job_log_stats AS s (job_id, lines, bytes)"
+    " SELECT job_id, count(*), sum(b) FROM ins GROUP BY job_id"
+    " ON CONFLICT (job_id) DO UPDATE SET lines = s.lines + excluded.lines,"
+    "   bytes = s.bytes + excluded.bytes"
+    " RETURNING job_id::text, lines, bytes",
+    pg_array(ids), pg_int_array(attempts), pg_array(streams),
+    pg_array(lines));
+  // Over the cap (with 10% slack, so that a chatty job is not trimmed on
+  // every batch): drop the oldest lines down to the cap.
+  auto max_lines = static_cast<int64_t>(defaults::max_log_lines);
+  auto max_bytes = static_cast<int64_t>(defaults::max_log_bytes);
+  for (const auto& row : r) {
+    if (row[1].as<int64_t>() <= max_lines + max_lines / 10
+        && row[2].as<int64_t>() <= max_bytes + max_bytes / 10)
+      continue;
+    tx.exec_params(
+      "WITH d AS ("
+      "  DELETE FROM job_logs WHERE id IN ("
+      "    SELECT id FROM (SELECT id, row_number() OVER w AS rn,"
+      "      sum(octet_length(line)) OVER w AS from_end"
+      "      FROM job_logs WHERE job_id = $1::uuid"
+      "      WINDOW w AS (ORDER BY id DESC)) x"
+      "    WHERE rn > $2 OR from_end > $3)"
+      "  RETURNING octet_length(line) AS b),"
+      " n AS (SELECT count(*) AS lines, coalesce(sum(b), 0) AS bytes FROM d)"
+      "UPDATE job_log_stats s SET lines = s.lines - n.lines,"
+      "  bytes = s.bytes - n.bytes, dropped_lines = s.dropped_lines + n.lines,"
+      "  dropped_bytes = s.dropped_bytes + n.bytes"
+      " FROM n WHERE s.job_id = $1::uuid",
+      row[0].as<std::string>(), max_lines, max_bytes);
+  }
+}
+
+caf::expected<job_logs_page>
+job_store::get_logs(const std::string& id, int64_t tail,
+                    const std::optional<std::string>& stream) {
+  return guarded("get_logs", [&]() -> caf::expected<job_logs_page> {
+    pqxx::work tx{conn()};
+    auto exists = tx.exec_params(
+      "SELECT coalesce(s.dropped_lines, 0), coalesce(s.dropped_bytes, 0)"
+      " FROM jobs j LEFT JOIN job_log_stats s ON s.job_id = j.id"
+      " WHERE j.id = $1::uuid",
+      id);
+    if (exists.empty())
+      return make_error(ec::not_found, "no job " + id);
+    job_logs_page page;
+    page.dropped_lines = exists[0][0].as<int64_t>();
+    page.dropped_bytes = exists[0][1].as<int64_t>();
+    auto r = tx.exec_params(
+      "SELECT id, attempt, stream, " ORCH_MICROS("at") ", line FROM ("
+      "  SELECT * FROM job_logs WHERE job_id = $1::uuid"
+      "    AND ($2::text IS NULL OR stream = $2)"
+      "  ORDER BY id DESC LIMIT $3) x ORDER BY id",
+      id, stream, tail);
+    tx.commit();
+    for (const auto& row : r)
+      page.lines.push_back(log_line{row[0].as<int64_t>(),
+                                    row[1].as<int32_t>(),
+                                    row[2].as<std::string>(),
+                                    row[3].as<int64_t>(),
+                                    row[4].as<std::string>()});
+    return page;
+  });
+}
+
+caf::error job_store::sync_pipelines(const catalog& cat) {
+  return guarded("sync_pipelines", [&]() -> caf::error {
+    std::vector<std::string> names, executors, defs;
+    std::vector<std::optional<std::string>> caps;
+    for (auto& p : cat.pipelines()) {
+      names.push_back(p.name);
+      executors.push_back(p.executor);
+      defs.push_back(p.to_json().dump());
+      caps.push_back(p.max_concurrent
+                       ? std::optional<std::string>{std::to_string(
+                         *p.max_concurrent)}
+                       : std::nullopt);
+    }
+    pqxx::work tx{conn()};
+    // Every api-node loads the same catalog; the last one to start wins.
+    tx.exec_params(
+      "INSERT INTO pipelines AS p (name, executor, max_concurrent,"
+      "  definition, updated_at)"
+      " SELECT t.name, t.executor, t.cap, t.def::jsonb, now()"
+      " FROM unnest($1::text[], $2::text[], $3::int[], $4::text[])"
+      "      AS t(name, executor, cap, def)"
+      " ON CONFLICT (name) DO UPDATE SET executor = excluded.executor,"
+      "   max_concurrent = excluded.max_concurrent,"
+      "   definition = excluded.definition, updated_at = now()",
+      pg_array(names), pg_array(executors), pg_array(caps), pg_array(defs));
+    tx.exec_params("DELETE FROM pipelines WHERE NOT (name = ANY($1::text[]))",
+                   pg_array(names));
+    tx.commit();
+    return caf::none;
+  });
+}
+
 caf::error job_store::upsert_worker(const worker_row& w) {
   return guarded("upsert_worker", [&]() -> caf::error {
     pqxx::work tx{conn()};
     tx.exec_params(
       "INSERT INTO workers (id, host, slots, scheduler_id, node_id,"
-      "  connected_at, last_seen, disconnected_at)"
+      "  connected_at, last_seen, disconnected_at, executors)"
       " VALUES ($1, $2, $3, $4, $5, " + ts_param(6) + ", " + ts_param(6)
-        + ", NULL)"
+        + ", NULL, $7::text[])"
           " ON CONFLICT (id) DO UPDATE SET host = excluded.host,"
+          "  executors = excluded.executors,"
           "  slots = excluded.slots, scheduler_id = excluded.scheduler_id,"
           "  node_id = excluded.node_id, connected_at = excluded.connected_at,"
           "  last_seen = excluded.last_seen, disconnected_at = NULL",
-      w.id, w.host, w.slots, w.scheduler_id, w.node_id, w.connected_at);
+      w.id, w.host, w.slots, w.scheduler_id, w.node_id, w.connected_at,
+      pg_array(w.executors));
     tx.commit();
     return caf::none;
   });
@@ -884,6 +1093,7 @@ job_store::list_workers(std::chrono::milliseconds stale_after) {
                      "   'running' AND j.worker_id = w.id)::int,"
                      "  w.scheduler_id, w.node_id, " ORCH_MICROS(
                        "w.connected_at") ", " ORCH_MICROS("w.last_seen")
+                     ", array_to_string(w.executors, ',')"
                      " FROM workers w WHERE w.disconnected_at IS NULL"
                      " AND w.last_seen > now() - $1::bigint"
                      "  * interval '1 millisecond'"
@@ -891,11 +1101,17 @@ job_store::list_workers(std::chrono::milliseconds stale_after) {
                      static_cast<int64_t>(stale_after.count()));
                    std::vector<worker_row> result;
                    for (const auto& row : r)
-                     result.push_back(worker_row{
+                     {
+                     worker_row w{
                        row[0].as<std::string>(), row[1].as<std::string>(),
                        row[2].as<int32_t>(), row[3].as<int32_t>(),
                        row[4].as<std::string>(), row[5].as<std::string>(),
-                       row[6].as<int64_t>(), row[7].as<int64_t>()});
+                       row[6].as<int64_t>(), row[7].as<int64_t>(), {}};
+                     std::stringstream list{row[8].as<std::string>()};
+                     for (std::string e; std::getline(list, e, ',');)
+                       w.executors.push_back(e);
+                     result.push_back(std::move(w));
+                   }
                    return result;
                  });
 }

@@ -5,6 +5,7 @@
 #include "orch/api/job_store.hpp"
 #include "orch/api/notifier.hpp"
 #include "orch/api/scheduler.hpp"
+#include "orch/catalog.hpp"
 #include "orch/config.hpp"
 #include "orch/defaults.hpp"
 #include "orch/error.hpp"
@@ -76,6 +77,13 @@ options make_options() {
       {"MIGRATIONS_DIR", ORCH_MIGRATIONS_DIR, "folder of NNNN_name.sql files"},
       {"NO_MIGRATE", "", "skip applying migrations at startup", true},
       {"MIGRATE_ONLY", "", "apply migrations, then exit", true},
+      {"PIPELINES_FILE", "",
+       "pipeline catalog (YAML or JSON); without one every pipeline name "
+       "runs on the mock executor"},
+      {"WORK_ROOT", defaults::work_root,
+       "where workers keep job work directories (<job id>/attempt-<n>); "
+       "GET /jobs/{id}/outputs serves files from there, so api-nodes and "
+       "workers must share it"},
     }};
 }
 
@@ -142,7 +150,19 @@ int run_node(int argc, char** argv) {
   if (!migrate_only)
     return fail(migrate_only.error());
   auto url = opts.get("DATABASE_URL");
+  auto pipelines = std::make_shared<catalog>();
+  if (auto file = opts.get("PIPELINES_FILE"); !file.empty()) {
+    auto loaded = catalog::load(file);
+    if (!loaded) {
+      std::cerr << "api-node: " << render(loaded.error()) << "\n";
+      return 2;
+    }
+    *pipelines = std::move(*loaded);
+  }
   spdlog::info("api-node {} starting", ORCH_VERSION);
+  if (pipelines->configured())
+    spdlog::info("pipeline catalog {}: {} pipelines",
+                 opts.get("PIPELINES_FILE"), pipelines->pipelines().size());
 
   if (!*no_migrate) {
     job_store store{url};
@@ -164,6 +184,22 @@ int run_node(int argc, char** argv) {
   }
   if (*migrate_only)
     return 0;
+  {
+    // Publish the catalog's limits (max_concurrent) for every scheduler.
+    job_store store{url};
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+    for (auto delay = std::chrono::milliseconds{100};;) {
+      auto err = store.sync_pipelines(*pipelines);
+      if (!err)
+        break;
+      if (code_of(err) != ec::database_unavailable
+          || std::chrono::steady_clock::now() > deadline)
+        return fail(err);
+      spdlog::warn("pipelines: {}; retrying", render(err));
+      std::this_thread::sleep_for(delay);
+      delay = std::min(delay * 2, std::chrono::milliseconds{2000});
+    }
+  }
 
   node_config cfg{2};
   caf::actor_system sys{cfg};
@@ -171,7 +207,8 @@ int run_node(int argc, char** argv) {
   auto scheduler_id = make_scheduler_id();
   auto scheduler = spawn_scheduler(
     sys, {url, scheduler_id, probe,
-          std::chrono::milliseconds{static_cast<int64_t>(*lease * 1000)}});
+          std::chrono::milliseconds{static_cast<int64_t>(*lease * 1000)},
+          pipelines});
   auto sched_host = opts.get("SCHEDULER_HOST");
   auto bound = sys.middleman().publish(
     scheduler, static_cast<uint16_t>(*sched_port),
@@ -197,7 +234,8 @@ int run_node(int argc, char** argv) {
   hcfg.version = ORCH_VERSION;
   hcfg.image_tag = opts.get("IMAGE_TAG");
   hcfg.echo_message = opts.get("ECHO_MESSAGE");
-  http_server http{http_context{hcfg, url, &pool, scheduler, probe}};
+  http_server http{http_context{hcfg, url, &pool, scheduler, probe,
+                                pipelines, opts.get("WORK_ROOT")}};
   auto port = http.start();
   if (!port) {
     listener.stop();

@@ -59,8 +59,12 @@ problem to_problem(const caf::error& err) {
   };
   if (code == ec::validation_failed) {
     auto errors = nlohmann::json::array();
-    for (auto& fe : field_errors_of(err))
-      errors.push_back({{"field", fe.field}, {"message", fe.message}});
+    for (auto& fe : field_errors_of(err)) {
+      nlohmann::json e{{"field", fe.field}, {"message", fe.message}};
+      if (!fe.rule.empty())
+        e["rule"] = fe.rule;
+      errors.push_back(std::move(e));
+    }
     body["errors"] = std::move(errors);
   }
   return {m.status, body.dump(-1, ' ', false,

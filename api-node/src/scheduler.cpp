@@ -29,6 +29,8 @@ struct worker_entry {
   std::unordered_map<std::string, int32_t> jobs;
   /// The worker is shutting down and takes no new jobs.
   bool draining = false;
+  /// The executors it advertised.
+  std::vector<std::string> executors;
 
   size_t free_slots() const {
     if (draining)
@@ -113,9 +115,12 @@ struct scheduler_state {
       }
     }
     auto now = now_micros();
+    if (hello.executors.empty())
+      hello.executors.emplace_back("mock");
     worker_row row{hello.worker_id, hello.host,
                    static_cast<int32_t>(hello.slots), 0,
-                   cfg.scheduler_id, caf::to_string(node), now, now};
+                   cfg.scheduler_id, caf::to_string(node), now, now,
+                   hello.executors};
     if (auto err = store->upsert_worker(row)) {
       set_db_ok(false);
       spdlog::warn("cannot register worker {}: {}", hello.worker_id,
@@ -125,7 +130,7 @@ struct scheduler_state {
     set_db_ok(true);
     self->monitor(sender);
     worker_entry entry{sender, hello.worker_id, hello.host, hello.slots,
-                       node, now, {}};
+                       node, now, {}, false, hello.executors};
     if (!hello.inflight.empty()) {
       // Adopt what still belongs to the worker's attempts; stop the rest.
       std::vector<job_attempt> inflight;
@@ -153,9 +158,10 @@ struct scheduler_state {
         self->send(sender, job_cancel{j.job_id, j.attempt});
       }
     }
-    spdlog::info("worker {} registered from {} (node {}) with {} slots",
+    spdlog::info("worker {} registered from {} (node {}) with {} slots for "
+                 "{}",
                  hello.worker_id, hello.host, caf::to_string(node),
-                 hello.slots);
+                 hello.slots, fmt::join(hello.executors, ", "));
     workers.emplace(sender.address(), std::move(entry));
     want_claim = true;
     schedule_flush();
@@ -195,6 +201,32 @@ struct scheduler_state {
                               static_cast<job_outcome>(x.outcome), x.error,
                               x.at});
     want_claim = true;
+    schedule_flush();
+  }
+
+  void on_log(job_log& x) {
+    auto w = sender_entry();
+    if (w == nullptr || x.lines.empty())
+      return;
+    w->last_seen = now_micros();
+    batch.logs.push_back(
+      {x.job_id, x.attempt, std::move(x.stream), std::move(x.lines)});
+    schedule_flush();
+  }
+
+  void on_progress(const job_progress_report& x) {
+    auto w = sender_entry();
+    if (w == nullptr)
+      return;
+    w->last_seen = now_micros();
+    // Only the latest report of a job matters.
+    for (auto& p : batch.progress)
+      if (p.job_id == x.job_id) {
+        p = {x.job_id, x.attempt, x.completed, x.total};
+        schedule_flush();
+        return;
+      }
+    batch.progress.push_back({x.job_id, x.attempt, x.completed, x.total});
     schedule_flush();
   }
 
@@ -262,6 +294,14 @@ struct scheduler_state {
     prepend(batch.finishes, std::move(older.finishes));
     prepend(batch.requeues, std::move(older.requeues));
     prepend(batch.releases, std::move(older.releases));
+    prepend(batch.logs, std::move(older.logs));
+    // Progress: a newer report of the same job wins over the older one.
+    for (auto& p : older.progress) {
+      auto newer = std::any_of(batch.progress.begin(), batch.progress.end(),
+                               [&](auto& q) { return q.job_id == p.job_id; });
+      if (!newer)
+        batch.progress.push_back(std::move(p));
+    }
   }
 
   void report(const transition_batch& done, const batch_outcome& outcome) {
@@ -299,14 +339,27 @@ struct scheduler_state {
     return n;
   }
 
-  // Claims as many pending jobs as there are free slots and sends them out.
+  // The executors of workers with a free slot.
+  std::vector<std::string> free_executors() const {
+    std::vector<std::string> result;
+    for (auto& [addr, w] : workers)
+      if (w.free_slots() > 0)
+        for (auto& e : w.executors)
+          if (std::find(result.begin(), result.end(), e) == result.end())
+            result.push_back(e);
+    return result;
+  }
+
+  // Claims as many pending jobs as there are free slots (only jobs a worker
+  // with a free slot can run) and sends them out.
   void dispatch() {
     while (want_claim) {
       auto free = free_slots();
       if (free == 0)
         return;
       auto limit = std::min(free, defaults::max_claim_batch);
-      auto claimed = store->claim(limit, cfg.scheduler_id, defaults::claim_ttl);
+      auto claimed = store->claim(limit, cfg.scheduler_id, defaults::claim_ttl,
+                                  free_executors());
       if (!claimed) {
         set_db_ok(false);
         spdlog::warn("cannot claim jobs: {}", render(claimed.error()));
@@ -322,11 +375,17 @@ struct scheduler_state {
   void assign(std::vector<claimed_job>& jobs) {
     std::vector<worker_entry*> order;
     std::vector<size_t> free;
+    std::vector<std::vector<std::string>> worker_executors;
     for (auto& [addr, w] : workers) {
       order.push_back(&w);
       free.push_back(w.free_slots());
+      worker_executors.push_back(w.executors);
     }
-    auto plan = plan_dispatch(std::move(free), jobs.size());
+    std::vector<std::string> job_executors;
+    for (auto& job : jobs)
+      job_executors.push_back(job.executor);
+    auto plan = plan_dispatch(std::move(free), worker_executors,
+                              job_executors);
     for (size_t i = 0; i < jobs.size(); ++i) {
       auto& job = jobs[i];
       if (plan[i] == npos) {
@@ -339,10 +398,15 @@ struct scheduler_state {
       w->jobs.emplace(job.id, attempt);
       spdlog::debug("job {}: dispatched to {} as attempt {}", job.id, w->id,
                     attempt);
+      std::string settings = "{}";
+      if (cfg.pipelines)
+        if (auto p = cfg.pipelines->find(job.pipeline_name))
+          settings = p->settings.dump();
       self->send(w->handle,
                  job_assignment{job.id, attempt, std::move(job.pipeline_name),
                                 std::move(job.parameters_json),
-                                job.timeout_seconds});
+                                job.timeout_seconds, std::move(job.executor),
+                                std::move(settings)});
     }
   }
 
@@ -482,10 +546,8 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
     },
     [self](job_started& x) { self->state.on_started(x); },
     [self](job_finished& x) { self->state.on_finished(x); },
-    [self](job_log& x) {
-      for (auto& line : x.lines)
-        spdlog::debug("job {}: [{}] {}", x.job_id, x.stream, line);
-    },
+    [self](job_log& x) { self->state.on_log(x); },
+    [self](job_progress_report& x) { self->state.on_progress(x); },
     [self](heartbeat_atom, const std::string& worker_id) {
       self->state.on_heartbeat(worker_id);
     },

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -260,7 +261,22 @@ json to_json(const job& x) {
     {"timeout_seconds", x.timeout_seconds},
     {"next_attempt_at", opt_time(x.next_attempt_at)},
     {"cancel_requested", x.cancel_requested},
+    {"executor", x.executor},
+    {"progress", x.progress ? json{{"completed", x.progress->completed},
+                                   {"total", x.progress->total},
+                                   {"percent", progress_percent(*x.progress)}}
+                            : json(nullptr)},
+    {"waiting_reason", opt_str(x.waiting_reason)},
+    {"outputs_url", "/jobs/" + x.id + "/outputs"},
   };
+}
+
+double progress_percent(const job_progress& x) {
+  if (x.total <= 0)
+    return 0;
+  auto pct = 100.0 * static_cast<double>(x.completed)
+             / static_cast<double>(x.total);
+  return std::round(std::clamp(pct, 0.0, 100.0) * 10) / 10;
 }
 
 void append_json_string(std::string& out, std::string_view str) {
@@ -348,6 +364,24 @@ void append_json(std::string& out, const job& x) {
   time("next_attempt_at", x.next_attempt_at);
   key("cancel_requested");
   out += x.cancel_requested ? "true" : "false";
+  out += ',';
+  str("executor", x.executor);
+  key("progress");
+  if (x.progress) {
+    out += "{\"completed\":";
+    out += std::to_string(x.progress->completed);
+    out += ",\"total\":";
+    out += std::to_string(x.progress->total);
+    out += ",\"percent\":";
+    out += nlohmann::json(progress_percent(*x.progress)).dump();
+    out += '}';
+  } else {
+    out += "null";
+  }
+  out += ',';
+  opt_str("waiting_reason", x.waiting_reason);
+  key("outputs_url");
+  append_json_string(out, "/jobs/" + x.id + "/outputs");
   out += '}';
 }
 

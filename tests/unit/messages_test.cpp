@@ -68,6 +68,13 @@ TEST_F(messages, job_messages_round_trip) {
   auto f = round_trip(job_finished{"j", 3, "w", 1, "it broke", 5});
   EXPECT_EQ(f.outcome, 1);
   EXPECT_EQ(f.error, "it broke");
+  auto a2 = round_trip(job_assignment{"j", 1, "p", "{}", 5, "snakemake",
+                                      R"({"cores":2})"});
+  EXPECT_EQ(a2.executor, "snakemake");
+  EXPECT_EQ(a2.settings_json, R"({"cores":2})");
+  auto p = round_trip(job_progress_report{"j", 3, 4, 10});
+  EXPECT_EQ(p.completed, 4);
+  EXPECT_EQ(p.total, 10);
   auto l = round_trip(job_log{"j", 3, "stderr", {"one", "two"}});
   EXPECT_EQ(l.lines.size(), 2u);
 }
@@ -75,7 +82,9 @@ TEST_F(messages, job_messages_round_trip) {
 TEST_F(messages, type_names_carry_the_protocol_version) {
   auto name = sys.types().portable_name(
     caf::make_rtti_pair<worker_hello>());
-  EXPECT_NE(name.find("v1"), std::string::npos) << name;
+  EXPECT_NE(name.find("v" + std::to_string(protocol_version)),
+            std::string::npos)
+    << name;
 }
 
 TEST_F(messages, errors_keep_their_code_and_fields_across_the_wire) {

@@ -25,6 +25,9 @@ nlohmann::json to_json(const job& x);
 /// valid JSON). Same content as `to_json(x).dump()`; keys in another order.
 void append_json(std::string& out, const job& x);
 
+/// Percent done, rounded to one decimal (0 when the total is unknown).
+double progress_percent(const job_progress& x);
+
 /// Appends `str` as a JSON string literal (quoted and escaped).
 void append_json_string(std::string& out, std::string_view str);
 

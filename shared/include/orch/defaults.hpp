@@ -97,6 +97,29 @@ inline constexpr double mock_min_seconds = 10;
 inline constexpr double mock_max_seconds = 30;
 inline constexpr double mock_success_rate = 0.8;
 
+// -- Executors, logs and outputs ---------------------------------------------
+
+/// Per-job log cap: the last lines and bytes kept (older ones are dropped,
+/// and GET /jobs/{id}/logs says how many).
+inline constexpr size_t max_log_lines = 10000;
+inline constexpr size_t max_log_bytes = 5 << 20;
+/// A longer output line is cut there.
+inline constexpr size_t max_log_line_bytes = 64 << 10;
+/// Most lines `GET /jobs/{id}/logs?tail=` returns.
+inline constexpr int64_t max_log_tail = 10000;
+/// The worker sends buffered output lines at least this often.
+inline constexpr auto log_flush_interval = 200ms;
+/// ... or as soon as this many lines are buffered for one job.
+inline constexpr size_t log_batch_lines = 256;
+/// Where executors run jobs: WORK_ROOT/<job id>/attempt-<n>.
+inline constexpr const char* work_root = "/tmp/orch-work";
+/// How long finished work directories are kept.
+inline constexpr double work_retention_hours = 72;
+/// How often the worker looks for expired work directories.
+inline constexpr auto work_sweep_interval = 10min;
+/// Most files `GET /jobs/{id}/outputs` lists.
+inline constexpr size_t max_output_files = 10000;
+
 // -- Database ----------------------------------------------------------------
 
 /// Connections of the api-node's HTTP query pool.

@@ -68,13 +68,23 @@ caf::error make_error(ec x, std::string detail);
 
 /// One rule a field broke.
 struct field_error {
+  field_error() = default;
+  field_error(std::string field, std::string message, std::string rule = {})
+    : field(std::move(field)), message(std::move(message)),
+      rule(std::move(rule)) {
+    // nop
+  }
+
   std::string field;
   std::string message;
+  /// The rule broken, e.g. "required", "type", "max"; may be empty.
+  std::string rule;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, field_error& x) {
-  return f(caf::meta::type_name("orch.field_error"), x.field, x.message);
+  return f(caf::meta::type_name("orch.field_error"), x.field, x.message,
+           x.rule);
 }
 
 /// A `validation_failed` error that names each offending field.

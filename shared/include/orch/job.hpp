@@ -69,6 +69,14 @@ struct job_submission {
   std::optional<std::string> idempotency_key;
   /// Hash of the canonical request body (for idempotent replays).
   std::string request_hash;
+  /// The executor that runs it: from the catalog, "mock" without one.
+  std::string executor = "mock";
+};
+
+/// Steps an executor reported for the current attempt.
+struct job_progress {
+  int64_t completed = 0;
+  int64_t total = 0;
 };
 
 /// A job as stored.
@@ -94,6 +102,12 @@ struct job {
   /// A cancel was accepted; the job ends `cancelled` whatever its worker
   /// reports.
   bool cancel_requested = false;
+  std::string executor = "mock";
+  /// Null until the executor reports progress.
+  std::optional<job_progress> progress;
+  /// Why a pending job is not running yet (no worker can run its executor,
+  /// its pipeline is at max_concurrent, retry backoff); null otherwise.
+  std::optional<std::string> waiting_reason;
 };
 
 /// The outcome a worker reports for one attempt.

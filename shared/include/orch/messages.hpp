@@ -11,6 +11,7 @@
 //   | <------------------- job_assignment --- |  claimed in Postgres first
 //   | -- job_started ----------------------> |  pending -> running
 //   | -- job_log ---------------------------> |  (optional, any number)
+//   | -- job_progress_report ---------------> |  (optional, any number)
 //   | -- job_finished ----------------------> |  running -> completed|failed
 //   | -- (heartbeat_atom, worker_id) -------> |  every few seconds; renews
 //   |                                         |  the leases of its jobs
@@ -38,7 +39,7 @@
 namespace orch {
 
 /// Bumped on every incompatible change of the types below.
-inline constexpr uint32_t protocol_version = 1;
+inline constexpr uint32_t protocol_version = 2;
 
 using register_atom = caf::atom_constant<caf::atom("register")>;
 using heartbeat_atom = caf::atom_constant<caf::atom("heartbeat")>;
@@ -51,6 +52,10 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using drain_done_atom = caf::atom_constant<caf::atom("drain_done")>;
 using reap_atom = caf::atom_constant<caf::atom("reap")>;
+using proc_exit_atom = caf::atom_constant<caf::atom("proc_exit")>;
+using proc_line_atom = caf::atom_constant<caf::atom("proc_line")>;
+using kill_atom = caf::atom_constant<caf::atom("kill")>;
+using sweep_atom = caf::atom_constant<caf::atom("sweep")>;
 
 /// A job a worker is running, as reported when it (re-)registers.
 struct inflight_job {
@@ -60,7 +65,7 @@ struct inflight_job {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inflight_job& x) {
-  return f(caf::meta::type_name("orch.v1.inflight_job"), x.job_id, x.attempt);
+  return f(caf::meta::type_name("orch.v2.inflight_job"), x.job_id, x.attempt);
 }
 
 /// The first message of a worker to a scheduler.
@@ -77,7 +82,7 @@ struct worker_hello {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_hello& x) {
-  return f(caf::meta::type_name("orch.v1.worker_hello"), x.protocol,
+  return f(caf::meta::type_name("orch.v2.worker_hello"), x.protocol,
            x.worker_id, x.host, x.slots, x.executors, x.inflight);
 }
 
@@ -91,12 +96,17 @@ struct job_assignment {
   /// The worker stops the attempt after this long and reports
   /// "timeout after N s".
   int32_t timeout_seconds = 86400;
+  /// "mock", "command", "snakemake" or "nextflow".
+  std::string executor = "mock";
+  /// The executor's settings from the api-node's catalog (a JSON object).
+  std::string settings_json = "{}";
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_assignment& x) {
-  return f(caf::meta::type_name("orch.v1.job_assignment"), x.job_id,
-           x.attempt, x.pipeline_name, x.parameters_json, x.timeout_seconds);
+  return f(caf::meta::type_name("orch.v2.job_assignment"), x.job_id,
+           x.attempt, x.pipeline_name, x.parameters_json, x.timeout_seconds,
+           x.executor, x.settings_json);
 }
 
 /// Stop an attempt: the scheduler accepted a cancel, or the attempt no
@@ -108,7 +118,7 @@ struct job_cancel {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_cancel& x) {
-  return f(caf::meta::type_name("orch.v1.job_cancel"), x.job_id, x.attempt);
+  return f(caf::meta::type_name("orch.v2.job_cancel"), x.job_id, x.attempt);
 }
 
 /// The worker started the job's executor.
@@ -122,7 +132,7 @@ struct job_started {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_started& x) {
-  return f(caf::meta::type_name("orch.v1.job_started"), x.job_id, x.attempt,
+  return f(caf::meta::type_name("orch.v2.job_started"), x.job_id, x.attempt,
            x.worker_id, x.at);
 }
 
@@ -137,8 +147,23 @@ struct job_log {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_log& x) {
-  return f(caf::meta::type_name("orch.v1.job_log"), x.job_id, x.attempt,
+  return f(caf::meta::type_name("orch.v2.job_log"), x.job_id, x.attempt,
            x.stream, x.lines);
+}
+
+/// Steps done of a running attempt (the latest report wins).
+struct job_progress_report {
+  std::string job_id;
+  int32_t attempt = 0;
+  int64_t completed = 0;
+  int64_t total = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f,
+                                        job_progress_report& x) {
+  return f(caf::meta::type_name("orch.v2.job_progress"), x.job_id,
+           x.attempt, x.completed, x.total);
 }
 
 /// The job's executor ended.
@@ -155,7 +180,7 @@ struct job_finished {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_finished& x) {
-  return f(caf::meta::type_name("orch.v1.job_finished"), x.job_id, x.attempt,
+  return f(caf::meta::type_name("orch.v2.job_finished"), x.job_id, x.attempt,
            x.worker_id, x.outcome, x.error, x.at);
 }
 

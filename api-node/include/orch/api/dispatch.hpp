@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 namespace orch::api {
@@ -12,6 +13,14 @@ namespace orch::api {
 /// `npos` when no slot is left (the job's claim is then released).
 std::vector<size_t> plan_dispatch(std::vector<size_t> free_slots,
                                   size_t jobs);
+
+/// Like above, but a job goes only to a worker that lists its executor:
+/// `worker_executors[w]` are the executors of worker `w`, `job_executors[j]`
+/// the executor of job `j`.
+std::vector<size_t>
+plan_dispatch(std::vector<size_t> free_slots,
+              const std::vector<std::vector<std::string>>& worker_executors,
+              const std::vector<std::string>& job_executors);
 
 inline constexpr size_t npos = static_cast<size_t>(-1);
 

@@ -31,6 +31,10 @@ struct http_context {
   db_pool* pool = nullptr;
   caf::actor scheduler;
   std::shared_ptr<scheduler_probe> probe;
+  /// The pipeline catalog (empty: every name runs on mock).
+  std::shared_ptr<const catalog> pipelines;
+  /// Where job work directories live: outputs are served from here.
+  std::string work_root;
 };
 
 /// The REST API on Pistache. Handlers parse and validate. Submissions go to

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "orch/catalog.hpp"
 #include "orch/job.hpp"
 
 #include <caf/expected.hpp>
@@ -11,6 +12,7 @@
 
 namespace pqxx {
 class connection_base;
+class transaction_base;
 } // namespace pqxx
 
 namespace orch::api {
@@ -25,6 +27,7 @@ struct claimed_job {
   int32_t priority = 0;
   int64_t seq = 0;
   int32_t timeout_seconds = 86400;
+  std::string executor = "mock";
 };
 
 /// What became of one submission.
@@ -74,12 +77,28 @@ struct transition_batch {
   std::vector<started> starts;
   std::vector<finished> finishes;
   std::vector<requeued> requeues;
+  struct log_lines {
+    std::string job_id;
+    int32_t attempt;
+    std::string stream;
+    std::vector<std::string> lines;
+  };
+  struct progress_report {
+    std::string job_id;
+    int32_t attempt;
+    int64_t completed;
+    int64_t total;
+  };
+  /// Output lines; stored after the starts, before the finishes.
+  std::vector<log_lines> logs;
+  /// The latest progress of running attempts.
+  std::vector<progress_report> progress;
   /// Claimed but never started jobs to hand back.
   std::vector<std::string> releases;
 
   bool empty() const {
     return starts.empty() && finishes.empty() && requeues.empty()
-           && releases.empty();
+           && releases.empty() && logs.empty() && progress.empty();
   }
 };
 
@@ -101,6 +120,24 @@ struct worker_row {
   std::string node_id;
   micros connected_at = 0;
   micros last_seen = 0;
+  /// The executors it can run.
+  std::vector<std::string> executors;
+};
+
+/// One stored output line of a job.
+struct log_line {
+  int64_t id = 0;
+  int32_t attempt = 0;
+  std::string stream;
+  micros at = 0;
+  std::string line;
+};
+
+/// The tail of a job's log, and what the per-job cap dropped before it.
+struct job_logs_page {
+  std::vector<log_line> lines;
+  int64_t dropped_lines = 0;
+  int64_t dropped_bytes = 0;
 };
 
 /// All SQL of orch, over one PostgreSQL connection. Not thread-safe: one
@@ -177,14 +214,25 @@ public:
 
   /// Claims up to `limit` pending jobs for `scheduler_id`, highest priority
   /// first, then in submission order, skipping rows other schedulers hold.
+  /// Only jobs whose executor is in `executors` qualify, and a pipeline with
+  /// a `max_concurrent` never gets more running or claimed jobs than that,
+  /// counted over all api-nodes under a lock on its `pipelines` row.
   caf::expected<std::vector<claimed_job>>
   claim(size_t limit, const std::string& scheduler_id,
-        std::chrono::milliseconds ttl);
+        std::chrono::milliseconds ttl,
+        const std::vector<std::string>& executors = {"mock"});
 
   /// Applies `batch` in one transaction, fenced by attempt numbers.
   caf::expected<batch_outcome> apply(const transition_batch& batch,
                                      const std::string& scheduler_id);
 
+  /// Returns the last `tail` lines of a job's log (all streams, or only
+  /// `stream`), oldest first; `not_found` for an unknown job.
+  caf::expected<job_logs_page> get_logs(const std::string& id, int64_t tail,
+                                        const std::optional<std::string>& stream);
+  /// Stores the catalog in `pipelines` (max_concurrent is enforced from
+  /// there) and removes pipelines it no longer lists.
+  caf::error sync_pipelines(const catalog& cat);
   /// Records a worker as connected to `w.scheduler_id`.
   caf::error upsert_worker(const worker_row& w);
 
@@ -212,6 +260,9 @@ private:
   auto guarded(const char* what, F&& f) -> decltype(f());
 
   pqxx::connection_base& conn();
+  /// Appends log lines (fenced by attempt) and applies the per-job cap.
+  void append_logs(pqxx::transaction_base& tx,
+                   const std::vector<transition_batch::log_lines>& logs);
 
   /// Declares `sql` as prepared statement `name` on the current connection
   /// (once per connection) and returns `name`. Saves the planning of

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "orch/catalog.hpp"
+
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
@@ -29,6 +31,8 @@ struct scheduler_config {
   std::shared_ptr<scheduler_probe> probe;
   /// Lease of a running attempt; renewed while its worker is heard from.
   std::chrono::milliseconds lease_ttl{20000};
+  /// The pipeline catalog: executor settings sent with each assignment.
+  std::shared_ptr<const catalog> pipelines;
 };
 
 /// Spawns the scheduler: a detached actor with its own PostgreSQL connection.

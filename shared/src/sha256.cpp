@@ -1,0 +1,124 @@
+#include "orch/sha256.hpp"
+
+#include "orch/error.hpp"
+
+#include <cstring>
+#include <fstream>
+
+namespace orch {
+
+namespace {
+
+constexpr uint32_t k[64] = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+  0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+  0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+  0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+  0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+  0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+
+constexpr uint32_t rotr(uint32_t x, int n) {
+  return (x >> n) | (x << (32 - n));
+}
+
+} // namespace
+
+sha256::sha256()
+  : h_{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f,
+       0x9b05688c, 0x1f83d9ab, 0x5be0cd19} {
+  // nop
+}
+
+void sha256::block(const uint8_t* p) {
+  uint32_t w[64];
+  for (int i = 0; i < 16; ++i)
+    w[i] = (uint32_t{p[4 * i]} << 24) | (uint32_t{p[4 * i + 1]} << 16)
+           | (uint32_t{p[4 * i + 2]} << 8) | uint32_t{p[4 * i + 3]};
+  for (int i = 16; i < 64; ++i) {
+    auto s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    auto s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  auto [a, b, c, d, e, f, g, h] = h_;
+  for (int i = 0; i < 64; ++i) {
+    auto s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25);
+    auto ch = (e & f) ^ (~e & g);
+    auto t1 = h + s1 + ch + k[i] + w[i];
+    auto s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22);
+    auto maj = (a & b) ^ (a & c) ^ (b & c);
+    auto t2 = s0 + maj;
+    h = g;
+    g = f;
+    f = e;
+    e = d + t1;
+    d = c;
+    c = b;
+    b = a;
+    a = t1 + t2;
+  }
+  h_[0] += a;
+  h_[1] += b;
+  h_[2] += c;
+  h_[3] += d;
+  h_[4] += e;
+  h_[5] += f;
+  h_[6] += g;
+  h_[7] += h;
+}
+
+void sha256::update(const void* data, size_t size) {
+  auto p = static_cast<const uint8_t*>(data);
+  total_ += size;
+  while (size > 0) {
+    auto n = std::min(size, buf_.size() - used_);
+    std::memcpy(buf_.data() + used_, p, n);
+    used_ += n;
+    p += n;
+    size -= n;
+    if (used_ == buf_.size()) {
+      block(buf_.data());
+      used_ = 0;
+    }
+  }
+}
+
+std::string sha256::hex_digest() {
+  auto bits = total_ * 8;
+  uint8_t pad = 0x80;
+  update(&pad, 1);
+  uint8_t zero = 0;
+  while (used_ != 56)
+    update(&zero, 1);
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(bits >> (56 - 8 * i));
+  update(len, 8);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (auto v : h_)
+    for (int i = 28; i >= 0; i -= 4)
+      out += hex[(v >> i) & 0xF];
+  return out;
+}
+
+caf::expected<std::string> sha256_file(const std::filesystem::path& file) {
+  std::ifstream in{file, std::ios::binary};
+  if (!in)
+    return make_error(ec::not_found, "cannot read " + file.string());
+  sha256 h;
+  char buf[1 << 16];
+  while (in) {
+    in.read(buf, sizeof(buf));
+    h.update(buf, static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad())
+    return make_error(ec::not_found, "cannot read " + file.string());
+  return h.hex_digest();
+}
+
+} // namespace orch
