@@ -343,7 +343,7 @@ TEST(process, unblocks_signals_the_worker_blocks) {
   ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &term, &old), 0);
   collector c;
   auto p = start_or_fail(
-    sh("trap 'echo got-term; exit 5' TERM; echo ready; sleep 300 & wait"), c);
+    sh("trap 'echo got-term; exit 5' TERM; sleep 300 & echo ready; wait"), c);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   ASSERT_NE(p, nullptr);
   auto lines = c.wait_lines(1);

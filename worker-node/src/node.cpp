@@ -6,13 +6,17 @@
 #include "orch/logging.hpp"
 #include "orch/messages.hpp"
 #include "orch/worker/worker.hpp"
+#include "orch/worker/executors.hpp"
+#include "orch/catalog.hpp"
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <algorithm>
 #include <iostream>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
 
@@ -75,6 +79,14 @@ int run_node(int argc, char** argv) {
        "back"},
       {"CANCEL_GRACE_SECONDS", "10",
        "time between SIGTERM and SIGKILL when a job is stopped"},
+      {"WORK_ROOT", defaults::work_root,
+       "job work directories: <job id>/attempt-<n> (share it with the "
+       "api-nodes, which serve outputs from it)"},
+      {"WORK_RETENTION_HOURS", "72",
+       "finished work directories older than this are removed"},
+      {"WORKER_EXECUTORS", "",
+       "comma-separated executors to offer (default: mock, command, and "
+       "snakemake/nextflow when found on PATH)"},
     }};
   if (auto err = opts.parse(argc, argv)) {
     std::cerr << "worker-node: " << render(err) << "\n";
@@ -106,6 +118,34 @@ int run_node(int argc, char** argv) {
   auto grace = opts.get_double("CANCEL_GRACE_SECONDS", 0, 3600);
   if (!grace)
     return fail(grace.error());
+  cfg.cancel_grace = std::chrono::milliseconds{
+    static_cast<int64_t>(*grace * 1000)};
+  auto retention = opts.get_double("WORK_RETENTION_HOURS", 0, 24 * 3650);
+  if (!retention)
+    return fail(retention.error());
+  cfg.work_retention = std::chrono::milliseconds{
+    static_cast<int64_t>(*retention * 3600 * 1000)};
+  cfg.work_root = opts.get("WORK_ROOT");
+  if (cfg.work_root.empty())
+    return fail(make_error(ec::invalid_configuration, "WORK_ROOT is empty"));
+  if (auto list = opts.get("WORKER_EXECUTORS"); !list.empty()) {
+    std::stringstream in{list};
+    for (std::string e; std::getline(in, e, ',');) {
+      while (!e.empty() && e.front() == ' ')
+        e.erase(0, 1);
+      while (!e.empty() && e.back() == ' ')
+        e.pop_back();
+      if (e.empty())
+        continue;
+      if (std::find(std::begin(known_executors), std::end(known_executors), e)
+          == std::end(known_executors))
+        return fail(make_error(ec::invalid_configuration,
+                               "WORKER_EXECUTORS: unknown executor " + e));
+      cfg.executors.push_back(e);
+    }
+  } else {
+    cfg.executors = detect_executors();
+  }
   cfg.host = hostname();
   cfg.worker_id = opts.get("WORKER_ID");
   if (cfg.worker_id.empty())
@@ -127,9 +167,11 @@ int run_node(int argc, char** argv) {
 
   node_config ccfg;
   caf::actor_system sys{ccfg};
-  spdlog::info("worker-node {} starting: node {}, {} slots, scheduler {}:{}",
+  spdlog::info("worker-node {} starting: node {}, {} slots, scheduler {}:{}, "
+               "executors {}, work in {}",
                cfg.worker_id, caf::to_string(sys.node()), cfg.slots,
-               cfg.schedulers[0].host, cfg.schedulers[0].port);
+               cfg.schedulers[0].host, cfg.schedulers[0].port,
+               fmt::join(cfg.executors, ","), cfg.work_root);
   auto drain_timeout = cfg.drain_timeout;
   auto worker = spawn_worker(sys, cfg);
 

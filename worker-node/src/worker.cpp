@@ -1,5 +1,8 @@
 #include "orch/worker/worker.hpp"
 
+#include "orch/worker/executors.hpp"
+#include "orch/worker/process.hpp"
+
 #include "orch/defaults.hpp"
 #include "orch/error.hpp"
 #include "orch/job.hpp"
@@ -10,7 +13,10 @@
 #include <caf/io/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <deque>
+#include <filesystem>
+#include <optional>
 #include <map>
 
 namespace orch::worker {
@@ -51,11 +57,23 @@ enum class link_state { disconnected, registering, running };
 
 using drain_timeout_atom = caf::atom_constant<caf::atom("drain_to")>;
 
+using flush_logs_atom = caf::atom_constant<caf::atom("flush_logs")>;
+
 /// One attempt running here.
 struct run {
   int32_t attempt = 0;
-  /// Identifies this run's timer message; a stale timer is ignored.
+  /// Identifies this run's timer and process messages; stale ones are
+  /// ignored.
   uint64_t token = 0;
+  int32_t timeout_seconds = 0;
+  /// The process group of a real executor; null for the mock.
+  std::unique_ptr<process> proc;
+  /// Set once we stop the process: what to report when its group is gone.
+  std::optional<job_outcome> stop_outcome;
+  std::string stop_error;
+  /// Output lines not yet sent, by stream.
+  std::map<std::string, std::vector<std::string>> logs;
+  size_t buffered = 0;
 };
 
 struct worker_state {
@@ -77,6 +95,7 @@ struct worker_state {
   uint64_t generation = 0;
   bool draining = false;
   bool finishing = false;
+  bool log_flush_scheduled = false;
 
   const scheduler_address& address() const {
     return cfg.schedulers[target % cfg.schedulers.size()];
@@ -114,7 +133,7 @@ struct worker_state {
     msg.worker_id = cfg.worker_id;
     msg.host = cfg.host;
     msg.slots = cfg.slots;
-    msg.executors = {"mock"};
+    msg.executors = cfg.executors;
     for (auto& [id, r] : running)
       msg.inflight.push_back({id, r.attempt});
     self->request(sched, std::chrono::seconds{10}, register_atom::value,
@@ -181,9 +200,15 @@ struct worker_state {
                    job.job_id, job.attempt);
       return;
     }
+    if (!job.executor.empty() && job.executor != "mock") {
+      start_process(job);
+      return;
+    }
     auto plan = mock->plan(job.parameters_json);
     auto token = ++next_token;
-    running.emplace(job.job_id, run{job.attempt, token});
+    auto& r = running[job.job_id];
+    r.attempt = job.attempt;
+    r.token = token;
     auto limit = std::chrono::milliseconds{
       static_cast<int64_t>(job.timeout_seconds) * 1000};
     spdlog::info("job {}: attempt {} started, pipeline {} on mock ({} ms)",
@@ -217,10 +242,230 @@ struct worker_state {
     maybe_finish_drain();
   }
 
+  // Runs a job as a process group: command, snakemake or nextflow.
+  void start_process(job_assignment& job) {
+    auto token = ++next_token;
+    auto& r = running[job.job_id];
+    r.attempt = job.attempt;
+    r.token = token;
+    r.timeout_seconds = job.timeout_seconds;
+    report(job_started{job.job_id, job.attempt, cfg.worker_id, now_micros()});
+    auto fail_now = [&](const std::string& why) {
+      spdlog::warn("job {}: attempt {} cannot start: {}", job.job_id,
+                   job.attempt, why);
+      running.erase(job.job_id);
+      report_finished(job.job_id, job.attempt, job_outcome::failed, why);
+      maybe_finish_drain();
+    };
+    if (std::find(cfg.executors.begin(), cfg.executors.end(), job.executor)
+        == cfg.executors.end()) {
+      fail_now("worker " + cfg.worker_id + " cannot run executor "
+               + job.executor);
+      return;
+    }
+    executor_job ej;
+    ej.job_id = job.job_id;
+    ej.attempt = job.attempt;
+    ej.pipeline_name = job.pipeline_name;
+    ej.executor = job.executor;
+    try {
+      ej.settings = nlohmann::json::parse(job.settings_json);
+      ej.parameters = nlohmann::json::parse(job.parameters_json);
+    } catch (const nlohmann::json::exception& e) {
+      fail_now(std::string{"malformed assignment: "} + e.what());
+      return;
+    }
+    ej.workdir = std::filesystem::path{cfg.work_root} / job.job_id
+                 / ("attempt-" + std::to_string(job.attempt));
+    auto plan = plan_launch(ej);
+    if (!plan) {
+      fail_now("cannot start " + job.executor + ": " + detail_of(plan.error()));
+      return;
+    }
+    auto handle = caf::actor_cast<caf::actor>(self);
+    auto tail = std::make_shared<tail_buffer>();
+    auto job_id = job.job_id;
+    auto attempt = job.attempt;
+    auto executor = job.executor;
+    // Both callbacks run on the process's reader thread; they only post
+    // messages to this actor.
+    auto proc = process::start(
+      plan->spec,
+      [handle, job_id, attempt, token, tail, executor,
+       last = std::optional<progress_report>{}](const char* stream,
+                                                std::string line) mutable {
+        if (auto p = parse_progress(executor, line);
+            p && (!last || last->completed != p->completed
+                  || last->total != p->total)) {
+          last = p;
+          caf::anon_send(handle, job_progress_report{job_id, attempt,
+                                                     p->completed, p->total});
+        }
+        tail->add(stream, line);
+        caf::anon_send(handle, proc_line_atom::value, job_id, token,
+                       std::string{stream}, std::move(line));
+      },
+      [handle, job_id, attempt, token, tail, ej](process_result result) {
+        auto sum = summarize(ej, result, *tail);
+        for (auto& [stream, line] : sum.extra_logs)
+          caf::anon_send(handle, proc_line_atom::value, job_id, token, stream,
+                         line);
+        if (sum.final_progress)
+          caf::anon_send(handle,
+                         job_progress_report{job_id, attempt,
+                                             sum.final_progress->completed,
+                                             sum.final_progress->total});
+        caf::anon_send(handle, proc_exit_atom::value, job_id, token, sum.ok,
+                       sum.error);
+      });
+    if (!proc) {
+      fail_now("cannot start " + job.executor + ": "
+               + detail_of(proc.error()));
+      return;
+    }
+    spdlog::info("job {}: attempt {} started, pipeline {} on {} (pid {}, in "
+                 "{})",
+                 job.job_id, job.attempt, job.pipeline_name, job.executor,
+                 (*proc)->pid(), ej.workdir.string());
+    running[job.job_id].proc = std::move(*proc);
+    self->delayed_send(self,
+                       std::chrono::seconds{std::max(job.timeout_seconds, 1)},
+                       kill_atom::value, job.job_id, token, int32_t{0});
+  }
+
+  // Stops a process group: SIGTERM now, SIGKILL after the grace period.
+  // The outcome is reported when the group is gone (on_proc_exit).
+  void stop_process(const std::string& job_id, run& r, job_outcome outcome,
+                    std::string error) {
+    if (r.stop_outcome)
+      return;
+    r.stop_outcome = outcome;
+    r.stop_error = std::move(error);
+    r.proc->signal_group(SIGTERM);
+    self->delayed_send(self, cfg.cancel_grace, kill_atom::value, job_id,
+                       r.token, int32_t{1});
+  }
+
+  // phase 0: the attempt's timeout; phase 1: the grace period ended.
+  void on_kill(const std::string& job_id, uint64_t token, int32_t phase) {
+    auto i = running.find(job_id);
+    if (i == running.end() || i->second.token != token || !i->second.proc)
+      return;
+    auto& r = i->second;
+    if (phase == 0) {
+      spdlog::info("job {}: attempt {} timed out after {} s; stopping it",
+                   job_id, r.attempt, r.timeout_seconds);
+      stop_process(job_id, r, job_outcome::failed,
+                   "timeout after " + std::to_string(r.timeout_seconds)
+                     + " s");
+    } else {
+      spdlog::warn("job {}: still running {} ms after SIGTERM; SIGKILL",
+                   job_id, cfg.cancel_grace.count());
+      r.proc->signal_group(SIGKILL);
+    }
+  }
+
+  void on_proc_line(const std::string& job_id, uint64_t token,
+                    std::string& stream, std::string& line) {
+    auto i = running.find(job_id);
+    if (i == running.end() || i->second.token != token)
+      return;
+    auto& r = i->second;
+    r.logs[stream].push_back(std::move(line));
+    if (++r.buffered >= defaults::log_batch_lines)
+      flush_logs(job_id, r);
+    else if (!log_flush_scheduled) {
+      log_flush_scheduled = true;
+      self->delayed_send(self, defaults::log_flush_interval,
+                         flush_logs_atom::value);
+    }
+  }
+
+  void on_proc_progress(job_progress_report& p) {
+    auto i = running.find(p.job_id);
+    if (i == running.end() || i->second.attempt != p.attempt)
+      return;
+    // Lines before the progress line go first.
+    flush_logs(p.job_id, i->second);
+    if (link == link_state::running)
+      self->send(scheduler, std::move(p));
+  }
+
+  void flush_logs(const std::string& job_id, run& r) {
+    for (auto& [stream, lines] : r.logs)
+      if (!lines.empty() && link == link_state::running)
+        self->send(scheduler,
+                   job_log{job_id, r.attempt, stream, std::move(lines)});
+    // Disconnected: lines are dropped (the result itself is kept).
+    r.logs.clear();
+    r.buffered = 0;
+  }
+
+  void flush_all_logs() {
+    log_flush_scheduled = false;
+    for (auto& [job_id, r] : running)
+      if (r.buffered > 0)
+        flush_logs(job_id, r);
+  }
+
+  void on_proc_exit(const std::string& job_id, uint64_t token, bool ok,
+                    const std::string& error) {
+    auto i = running.find(job_id);
+    if (i == running.end() || i->second.token != token)
+      return;
+    auto& r = i->second;
+    flush_logs(job_id, r);
+    auto outcome = r.stop_outcome ? *r.stop_outcome
+                                  : (ok ? job_outcome::completed
+                                        : job_outcome::failed);
+    auto why = r.stop_outcome ? r.stop_error : error;
+    auto attempt = r.attempt;
+    running.erase(i);
+    spdlog::info("job {}: attempt {} {}{}{}", job_id, attempt,
+                 outcome == job_outcome::completed   ? "completed"
+                 : outcome == job_outcome::cancelled ? "cancelled"
+                 : outcome == job_outcome::released  ? "handed back"
+                                                     : "failed",
+                 why.empty() ? "" : ": ", why);
+    report_finished(job_id, attempt, outcome,
+                    outcome == job_outcome::completed ? std::string{} : why);
+    maybe_finish_drain();
+  }
+
+  // Removes work directories of jobs not running here that are older than
+  // the retention period.
+  void sweep_work_dirs() {
+    namespace fs = std::filesystem;
+    std::error_code err;
+    auto cutoff = fs::file_time_type::clock::now() - cfg.work_retention;
+    size_t removed = 0;
+    for (fs::directory_iterator it{cfg.work_root, err}, end; !err && it != end;
+         it.increment(err)) {
+      auto name = it->path().filename().string();
+      if (running.count(name) > 0 || !it->is_directory(err))
+        continue;
+      auto mtime = fs::last_write_time(it->path(), err);
+      if (err || mtime > cutoff)
+        continue;
+      fs::remove_all(it->path(), err);
+      if (!err)
+        ++removed;
+    }
+    if (removed > 0)
+      spdlog::info("removed {} work directories older than {} h", removed,
+                   cfg.work_retention.count() / 3600000.0);
+  }
+
   void on_cancel(const job_cancel& x) {
     auto i = running.find(x.job_id);
     if (i == running.end() || i->second.attempt != x.attempt)
       return;
+    if (i->second.proc) {
+      spdlog::info("job {}: attempt {} cancel: SIGTERM to process group {}",
+                   x.job_id, x.attempt, i->second.proc->pid());
+      stop_process(x.job_id, i->second, job_outcome::cancelled, "cancelled");
+      return;
+    }
     running.erase(i);
     // The mock runs no process; a real executor stops its process group
     // here (SIGTERM, then SIGKILL after the grace period).
@@ -284,6 +529,8 @@ struct worker_state {
     auto left = std::move(running);
     running.clear();
     for (auto& [job_id, r] : left) {
+      // Destroying the process SIGKILLs its group.
+      r.proc.reset();
       spdlog::info("job {}: attempt {} handed back", job_id, r.attempt);
       report_finished(job_id, r.attempt, job_outcome::released,
                       "handed back by draining worker " + cfg.worker_id);
@@ -342,6 +589,7 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
     spdlog::warn("worker: error message: {}", render(err));
   });
   self->send(self, reconnect_atom::value);
+  self->send(self, sweep_atom::value);
   self->delayed_send(self, defaults::worker_heartbeat, heartbeat_atom::value);
   return {
     [self](reconnect_atom) { self->state.connect(); },
@@ -352,6 +600,23 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
       self->state.on_done(job_id, token, ok, error);
     },
     [self](drain_atom) { self->state.drain(); },
+    [self](kill_atom, const std::string& job_id, uint64_t token,
+           int32_t phase) { self->state.on_kill(job_id, token, phase); },
+    [self](proc_line_atom, const std::string& job_id, uint64_t token,
+           std::string& stream, std::string& line) {
+      self->state.on_proc_line(job_id, token, stream, line);
+    },
+    [self](job_progress_report& p) { self->state.on_proc_progress(p); },
+    [self](proc_exit_atom, const std::string& job_id, uint64_t token, bool ok,
+           const std::string& error) {
+      self->state.on_proc_exit(job_id, token, ok, error);
+    },
+    [self](flush_logs_atom) { self->state.flush_all_logs(); },
+    [self](sweep_atom) {
+      self->state.sweep_work_dirs();
+      self->delayed_send(self, defaults::work_sweep_interval,
+                         sweep_atom::value);
+    },
     [self](drain_timeout_atom) { self->state.on_drain_timeout(); },
     [self](heartbeat_atom) {
       auto& st = self->state;

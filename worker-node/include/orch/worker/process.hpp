@@ -108,9 +108,9 @@ public:
   /// other group members still hold the pipes, before it kills them.
   static constexpr int straggler_linger_ms = 1000;
 
+private:
   struct state;
 
-private:
   explicit process(std::shared_ptr<state> st);
 
   std::shared_ptr<state> state_;

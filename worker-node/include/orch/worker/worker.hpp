@@ -28,6 +28,14 @@ struct worker_config {
   /// After `drain_atom`: how long running jobs may finish before they are
   /// cancelled and handed back.
   std::chrono::milliseconds drain_timeout{60000};
+  /// Between SIGTERM and SIGKILL when a job's process group is stopped.
+  std::chrono::milliseconds cancel_grace{10000};
+  /// Executors offered to the scheduler.
+  std::vector<std::string> executors{"mock"};
+  /// Jobs run in work_root/<job id>/attempt-<n>.
+  std::string work_root = "/tmp/orch-work";
+  /// Work directories of jobs not running here are removed after this.
+  std::chrono::milliseconds work_retention{72LL * 3600 * 1000};
 };
 
 /// Parses "host", "host:port" or a comma-separated list of them; entries
@@ -45,6 +53,12 @@ std::vector<scheduler_address> parse_scheduler_addresses(
 ///   +--------------+           +-------------+          +---------+
 ///       ^     |  failed/refused      |          scheduler down  |
 ///       |     +-- retry with backoff-+<-------------------------+
+///
+/// Jobs run on the mock executor (timers, no process) or as a process group
+/// (command, snakemake, nextflow; see executors.hpp). A process's output is
+/// sent as `job_log` batches and its progress as `job_progress_report`. A
+/// cancel or timeout sends SIGTERM to the group, then SIGKILL after
+/// `cancel_grace`; the outcome is reported once the group is gone.
 ///
 /// In `disconnected` it calls the middleman's `connect` with exponential
 /// backoff. In `registering` it sends `worker_hello` (with the jobs still in
