@@ -9,7 +9,10 @@
 # Settings (environment): HTTP_PORT (8080), SCHEDULER_PORT (4242),
 # PG_PORT (55432 or the next free port), WORKER_SLOTS (2),
 # MOCK_MIN_SECONDS (10), MOCK_MAX_SECONDS (30), MOCK_SUCCESS_RATE (0.8),
-# LOG_LEVEL (info), LOG_FORMAT (text). Logs go to .local/logs/.
+# PIPELINES_FILE (examples/pipelines.yaml: scatter-gather, primes, mock;
+# set it empty to run every pipeline name on the mock), WORK_ROOT
+# (.local/work), LOG_LEVEL (info), LOG_FORMAT (text). Logs go to
+# .local/logs/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -88,12 +91,17 @@ pg_started=1
 url=$(scripts/pg.sh start .local/pg "${PG_PORT:-}")
 echo "PostgreSQL: $url (data and log in .local/pg)"
 
+pipelines=${PIPELINES_FILE-$root/examples/pipelines.yaml}
+work_root=${WORK_ROOT:-$root/.local/work}
+mkdir -p "$work_root"
 start api-node env DATABASE_URL="$url" HTTP_HOST=127.0.0.1 \
   HTTP_PORT="$http_port" SCHEDULER_HOST=127.0.0.1 \
-  SCHEDULER_PORT="$sched_port" "$api_bin"
+  SCHEDULER_PORT="$sched_port" PIPELINES_FILE="$pipelines" \
+  WORK_ROOT="$work_root" "$api_bin"
 for i in 1 2; do
   start "worker-$i" env SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT="$sched_port" \
-    WORKER_ID="worker-$i" WORKER_SLOTS="${WORKER_SLOTS:-2}" "$worker_bin"
+    WORKER_ID="worker-$i" WORKER_SLOTS="${WORKER_SLOTS:-2}" \
+    WORK_ROOT="$work_root" "$worker_bin"
 done
 
 api=http://127.0.0.1:$http_port
@@ -126,8 +134,15 @@ orch is running.
   logs:       .local/logs/{api-node,worker-1,worker-2}.log
 
 Try:
+  curl -s $api/pipelines
   curl -s -X POST $api/jobs -H 'Content-Type: application/json' \\
-       -d '{"pipeline_name":"rnaseq","parameters":{"mock_duration_ms":2000}}'
+       -d '{"pipeline_name":"scatter-gather","parameters":{"batch_count":5}}'
+  curl -s $api/jobs/<id>             (progress, status)
+  curl -s $api/jobs/<id>/logs
+  curl -s $api/jobs/<id>/outputs
+  curl -s $api/jobs/<id>/outputs/report.json
+  curl -s -X POST $api/jobs -H 'Content-Type: application/json' \\
+       -d '{"pipeline_name":"mock","parameters":{"mock_duration_ms":2000}}'
   curl -s '$api/jobs?status=running'
   curl -s $api/workers
 

@@ -212,6 +212,23 @@ void resolve_paths(nlohmann::json& settings,
         && std::filesystem::exists(base_dir / path))
       *i = std::filesystem::weakly_canonical(base_dir / path).string();
   }
+  // Command argv elements that name a file next to the catalog (a script).
+  if (auto argv = settings.find("argv"); argv != settings.end()
+                                         && argv->is_array()) {
+    for (auto& x : *argv) {
+      if (!x.is_string())
+        continue;
+      auto str = x.get<std::string>();
+      if (str.empty() || str[0] == '-' || str.find('{') != std::string::npos
+          || str.find('/') == std::string::npos)
+        continue;
+      std::filesystem::path path{str};
+      std::error_code err;
+      if (path.is_relative()
+          && std::filesystem::is_regular_file(base_dir / path, err))
+        x = std::filesystem::weakly_canonical(base_dir / path).string();
+    }
+  }
 }
 
 caf::expected<pipeline_spec> parse_pipeline(const nlohmann::json& doc,

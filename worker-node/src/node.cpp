@@ -129,6 +129,7 @@ int run_node(int argc, char** argv) {
   if (cfg.work_root.empty())
     return fail(make_error(ec::invalid_configuration, "WORK_ROOT is empty"));
   if (auto list = opts.get("WORKER_EXECUTORS"); !list.empty()) {
+    cfg.executors.clear();
     std::stringstream in{list};
     for (std::string e; std::getline(in, e, ',');) {
       while (!e.empty() && e.front() == ' ')

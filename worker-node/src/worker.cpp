@@ -283,7 +283,9 @@ struct worker_state {
       return;
     }
     auto handle = caf::actor_cast<caf::actor>(self);
-    auto tail = std::make_shared<tail_buffer>();
+    // Deep enough that an error block printed by one rule survives the
+    // output of the rules still running beside it.
+    auto tail = std::make_shared<tail_buffer>(1000);
     auto job_id = job.job_id;
     auto attempt = job.attempt;
     auto executor = job.executor;
