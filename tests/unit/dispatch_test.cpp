@@ -25,3 +25,14 @@ TEST(pg_array, quotes_and_escapes) {
             R"({NULL,"NULL"})");
   EXPECT_EQ(pg_int_array(std::vector<int>{1, -2, 3}), "{1,-2,3}");
 }
+
+TEST(dispatch, sends_jobs_only_to_workers_that_run_their_executor) {
+  std::vector<std::vector<std::string>> workers{
+    {"mock"}, {"mock", "command", "snakemake"}, {"mock", "command"}};
+  auto plan = plan_dispatch({5, 1, 2}, workers,
+                            {"snakemake", "snakemake", "command", "mock",
+                             "nextflow", "command", "command"});
+  // The freest capable worker each time; none for nextflow; none once the
+  // command-capable slots are used up.
+  EXPECT_EQ(plan, (std::vector<size_t>{1, npos, 2, 0, npos, 2, npos}));
+}
