@@ -58,6 +58,12 @@ std::string write_catalog(const std::string& dir) {
     executor: nextflow
     nextflow:
       pipeline: hello
+  - name: stubborn
+    executor: command
+    command:
+      argv: ["sh", "-c", "trap '' TERM; echo ready-{tag}; sleep 300 & wait; sleep 300"]
+    parameters:
+      tag: {type: string, pattern: "[a-z0-9]+", required: true}
   - name: nf-hello
     executor: nextflow
     nextflow:
@@ -295,7 +301,7 @@ TEST_F(pipelines, submissions_are_checked_against_the_catalog) {
   EXPECT_EQ(count_jobs(c, "pending,running,completed,failed,cancelled"), 0);
   // The catalog is listed with JSON schemas.
   auto all = body_json(c.get("/pipelines"));
-  EXPECT_EQ(all["pipelines"].size(), 7u);
+  EXPECT_EQ(all["pipelines"].size(), 8u);
   auto one = c.get("/pipelines/scatter-gather");
   ASSERT_EQ(one.status, 200);
   auto p = body_json(one);
@@ -437,4 +443,33 @@ TEST_F(pipelines, nextflow_runs_end_to_end_where_installed) {
   EXPECT_EQ(job["progress"]["percent"], 100.0);
   auto out = c.get("/jobs/" + id + "/outputs/out.txt");
   EXPECT_EQ(out.body, "a hello\n");
+}
+
+// A process group that ignores SIGTERM is killed after CANCEL_GRACE_SECONDS;
+// a command past its timeout fails with "timeout after N s".
+TEST_F(pipelines, sigkill_follows_sigterm_after_the_grace_period) {
+  auto& api = start_api();
+  auto e = env();
+  e["CANCEL_GRACE_SECONDS"] = "1";
+  procs_->start_worker("w1", api, 2, e);
+  http_client c{api.http_port};
+  auto id = submit(c, {{"pipeline_name", "stubborn"},
+                       {"parameters", {{"tag", "cancelme"}}}});
+  ASSERT_TRUE(wait_until(
+    [&] {
+      return c.get("/jobs/" + id + "/logs").body.find("ready-cancelme")
+             != std::string::npos;
+    },
+    30s, "the command to start"));
+  ASSERT_EQ(c.request("POST", "/jobs/" + id + "/cancel").status, 200);
+  auto job = wait_status(c, id, {"cancelled", "completed", "failed"}, 20s);
+  EXPECT_EQ(job["status"], "cancelled");
+  EXPECT_TRUE(processes_with("ready-cancelme").empty());
+  auto timed = submit(c, {{"pipeline_name", "stubborn"},
+                          {"parameters", {{"tag", "timeout"}}},
+                          {"timeout_seconds", 1}});
+  job = wait_status(c, timed, {"cancelled", "completed", "failed"}, 20s);
+  EXPECT_EQ(job["status"], "failed");
+  EXPECT_EQ(job["error_message"], "timeout after 1 s");
+  EXPECT_TRUE(processes_with("ready-timeout").empty());
 }
