@@ -1,6 +1,7 @@
 #include "orch/api/http_server.hpp"
 
 #include "orch/api/http_screen.hpp"
+#include "orch/api/openapi.hpp"
 #include "orch/api/outputs.hpp"
 #include "orch/api/problem.hpp"
 #include "orch/catalog.hpp"
@@ -228,6 +229,9 @@ struct http_server::impl {
         [this](auto&, auto& w, auto&) { list_pipelines(w); });
     add("/pipelines/{}", Http::Method::Get,
         [this](auto&, auto& w, auto& ps) { get_pipeline(w, ps[0]); });
+    add("/openapi.json", Http::Method::Get, [](auto&, auto& w, auto&) {
+      send(w, 200, openapi_document(), "application/json");
+    });
   }
 
   void add(const std::string& path, Http::Method method, handler_fn fn) {
@@ -911,6 +915,21 @@ private:
 };
 
 } // namespace
+
+std::vector<std::string> http_server::routes() {
+  impl table{http_context{}};
+  std::vector<std::string> result;
+  for (auto& r : table.routes)
+    for (auto& [method, fn] : r.methods) {
+      std::string path;
+      for (auto& seg : r.pattern)
+        path += "/" + (seg == "{**}" ? std::string{"{}"} : seg);
+      result.push_back(std::string{Http::methodString(method)} + " "
+                       + (path.empty() ? "/" : path));
+    }
+  std::sort(result.begin(), result.end());
+  return result;
+}
 
 http_server::http_server(http_context ctx)
   : impl_(std::make_unique<impl>(std::move(ctx))) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace orch::api {
 
@@ -55,6 +56,10 @@ public:
 
   /// Stops accepting and closes connections.
   void stop();
+
+  /// Every route as "METHOD /path", path parameters written "{}" (for
+  /// the check that the OpenAPI document describes exactly these).
+  static std::vector<std::string> routes();
 
   /// The routes and handlers; defined in http_server.cpp.
   struct impl;
