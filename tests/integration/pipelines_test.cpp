@@ -473,3 +473,36 @@ TEST_F(pipelines, sigkill_follows_sigterm_after_the_grace_period) {
   EXPECT_EQ(job["error_message"], "timeout after 1 s");
   EXPECT_TRUE(processes_with("ready-timeout").empty());
 }
+
+// The mock narrates runs of 200 ms or more: log lines and progress.
+TEST_F(pipelines, mock_runs_write_log_lines_and_report_progress) {
+  auto& api = start_api();
+  start_worker("w1", api, 1);
+  http_client c{api.http_port};
+  auto id = submit(c, {{"pipeline_name", "mock"},
+                       {"parameters", succeeding(1200)}});
+  bool saw_partial = false;
+  ASSERT_TRUE(wait_until(
+    [&] {
+      auto j = get_job(c, id);
+      if (j["progress"].is_object() && j["progress"]["percent"] > 0
+          && j["progress"]["percent"] < 100)
+        saw_partial = true;
+      return j["status"] == "completed";
+    },
+    30s, "the mock job to complete"));
+  EXPECT_TRUE(saw_partial) << "no progress reported while running";
+  auto job = get_job(c, id);
+  EXPECT_EQ(job["progress"]["percent"], 100.0);
+  auto logs = c.get("/jobs/" + id + "/logs").body;
+  EXPECT_NE(logs.find("[mock] step 2/4 done"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("[mock] step 4/4 done: report"), std::string::npos)
+    << logs;
+  auto fail = submit(c, {{"pipeline_name", "mock"},
+                         {"parameters",
+                          {{"mock_duration_ms", 300},
+                           {"mock_error", "MissingInputException: x.fa"}}}});
+  wait_status(c, fail, {"failed"});
+  auto err = c.get("/jobs/" + fail + "/logs?stream=stderr").body;
+  EXPECT_EQ(err, "[mock] MissingInputException: x.fa\n");
+}

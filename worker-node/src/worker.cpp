@@ -58,6 +58,14 @@ enum class link_state { disconnected, registering, running };
 using drain_timeout_atom = caf::atom_constant<caf::atom("drain_to")>;
 
 using flush_logs_atom = caf::atom_constant<caf::atom("flush_logs")>;
+using mock_step_atom = caf::atom_constant<caf::atom("mock_step")>;
+
+/// The steps a mock run narrates (log lines and progress), for runs of at
+/// least `mock_narrate_min`; shorter ones (benchmarks) stay silent.
+constexpr const char* mock_steps[] = {"quality control", "alignment",
+                                      "variant calling", "report"};
+constexpr int32_t mock_step_count = 4;
+constexpr std::chrono::milliseconds mock_narrate_min{200};
 
 /// One attempt running here.
 struct run {
@@ -74,6 +82,8 @@ struct run {
   /// Output lines not yet sent, by stream.
   std::map<std::string, std::vector<std::string>> logs;
   size_t buffered = 0;
+  /// A mock run that writes log lines and progress.
+  bool narrated = false;
 };
 
 struct worker_state {
@@ -224,6 +234,34 @@ struct worker_state {
       self->delayed_send(self, plan.duration, mock_done_atom::value,
                          job.job_id, token, plan.ok, plan.error);
     }
+    if (plan.duration >= mock_narrate_min) {
+      r.narrated = true;
+      std::string stream = "stdout";
+      std::string line = "[mock] pipeline " + job.pipeline_name + ": "
+                         + std::to_string(mock_step_count) + " steps over "
+                         + std::to_string(plan.duration.count()) + " ms";
+      on_proc_line(job.job_id, token, stream, line);
+      job_progress_report p{job.job_id, job.attempt, 0, mock_step_count};
+      on_proc_progress(p);
+      for (int32_t k = 1; k < mock_step_count; ++k)
+        self->delayed_send(self, plan.duration * k / mock_step_count,
+                           mock_step_atom::value, job.job_id, token, k);
+    }
+  }
+
+  // A narrated mock run reached step `k` (of mock_step_count).
+  void on_mock_step(const std::string& job_id, uint64_t token, int32_t k) {
+    auto i = running.find(job_id);
+    if (i == running.end() || i->second.token != token)
+      return;
+    std::string stream = "stdout";
+    std::string line = "[mock] step " + std::to_string(k) + "/"
+                       + std::to_string(mock_step_count) + " done: "
+                       + mock_steps[k - 1] + "; starting "
+                       + mock_steps[k];
+    on_proc_line(job_id, token, stream, line);
+    job_progress_report p{job_id, i->second.attempt, k, mock_step_count};
+    on_proc_progress(p);
   }
 
   void on_done(const std::string& job_id, uint64_t token, bool ok,
@@ -232,6 +270,18 @@ struct worker_state {
     if (i == running.end() || i->second.token != token)
       return;
     auto attempt = i->second.attempt;
+    if (i->second.narrated) {
+      // A narrated run: its last words.
+      std::string out = ok ? "stdout" : "stderr";
+      std::string line = ok ? std::string{"[mock] step 4/4 done: report"}
+                            : "[mock] " + error;
+      i->second.logs[out].push_back(std::move(line));
+      flush_logs(job_id, i->second);
+      if (ok && link == link_state::running)
+        self->send(scheduler, job_progress_report{job_id, attempt,
+                                                  mock_step_count,
+                                                  mock_step_count});
+    }
     running.erase(i);
     if (ok)
       spdlog::info("job {}: attempt {} completed", job_id, attempt);
@@ -614,6 +664,8 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
       self->state.on_proc_exit(job_id, token, ok, error);
     },
     [self](flush_logs_atom) { self->state.flush_all_logs(); },
+    [self](mock_step_atom, const std::string& job_id, uint64_t token,
+           int32_t k) { self->state.on_mock_step(job_id, token, k); },
     [self](sweep_atom) {
       self->state.sweep_work_dirs();
       self->delayed_send(self, defaults::work_sweep_interval,
