@@ -46,15 +46,20 @@ RUN bash /tmp/install-deps.sh --runtime \
 # /etc/fstab belongs to it so the entrypoint can write a per-container root
 # UUID (CAF 0.17 node ids, see docker/entrypoint.sh); under a read-only root
 # filesystem the Helm chart mounts a generated file there instead.
+# /var/lib/orch/work is WORK_ROOT under compose and Helm; it exists in the
+# image and belongs to orch, so a new named volume mounted there starts out
+# owned by orch too.
 RUN groupadd --system --gid 10001 orch \
  && useradd --system --uid 10001 --gid orch --home-dir /var/lib/orch \
       --create-home --shell /usr/sbin/nologin orch \
+ && install -d -o orch -g orch -m 0755 /var/lib/orch/work \
  && touch /etc/fstab \
  && chown orch:orch /etc/fstab \
  && chmod 0644 /etc/fstab
 COPY --chmod=0755 docker/entrypoint.sh /usr/local/bin/orch-entrypoint
 ENV LOG_LEVEL=info \
-    LOG_FORMAT=json
+    LOG_FORMAT=json \
+    WORK_ROOT=/var/lib/orch/work
 # CAF reads caf-application.ini from the working directory: keep it empty.
 WORKDIR /var/lib/orch
 USER 10001:10001
@@ -92,8 +97,9 @@ HEALTHCHECK NONE
 ENTRYPOINT ["/usr/local/bin/orch-entrypoint", "/usr/local/bin/worker-node"]
 
 # ------------------------------------------------ worker-node-snakemake ----
-# For real pipeline executors, once they exist: the worker plus Debian's
-# snakemake. Build it only where those executors are used; it is large.
+# The worker plus Debian's snakemake (and python3), so that it offers the
+# snakemake executor besides mock and command; compose builds this one for
+# its workers. Nextflow is not a Debian package and is in no image.
 FROM worker-node AS worker-node-snakemake
 USER root
 RUN apt-get update -qq \

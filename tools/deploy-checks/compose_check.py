@@ -6,8 +6,11 @@ runs separately and validates the schema).
 - db is postgres:15 with a named volume and a healthcheck;
 - api-node waits for a healthy db, publishes 8080, checks /ready, and gives
   a stop grace period;
-- worker-node reaches the scheduler by service name and has no
+- worker-node builds a worker target (worker-node or
+  worker-node-snakemake), reaches the scheduler by service name and has no
   container_name or published port, so `--scale worker-node=N` works;
+- api-node and worker-node mount the same named volume at the same path
+  and set WORK_ROOT to it (outputs are served from what workers wrote);
 - a second api-node replica is defined (profile).
 
 Usage: compose_check.py COMPOSE_FILE ENV_EXAMPLE
@@ -66,8 +69,8 @@ def main(compose_path, env_path):
     if "@db:" not in str(api_env.get("DATABASE_URL", "")):
         err("api-node DATABASE_URL must point at the db service")
 
-    if worker.get("build", {}).get("target") != "worker-node":
-        err("worker-node must build the worker-node target")
+    if worker.get("build", {}).get("target") not in ("worker-node", "worker-node-snakemake"):
+        err("worker-node must build the worker-node or worker-node-snakemake target")
     if worker.get("environment", {}).get("SCHEDULER_HOST") != "api-node":
         err("worker-node must reach the scheduler by service name api-node")
     for key in ["container_name", "ports", "hostname"]:
@@ -75,6 +78,23 @@ def main(compose_path, env_path):
             err(f"worker-node must not set {key} (breaks --scale)")
     if "WORKER_ID" in worker.get("environment", {}):
         err("worker-node must not fix WORKER_ID (replicas would collide)")
+
+    def named_mounts(service):
+        out = {}
+        for v in service.get("volumes", []) or []:
+            parts = str(v).split(":")
+            if len(parts) >= 2 and parts[0] in volumes:
+                out[parts[1]] = parts[0]
+        return out
+    for name, svc in (("api-node", api), ("worker-node", worker)):
+        root = str(svc.get("environment", {}).get("WORK_ROOT", ""))
+        if not root or root.startswith("$"):
+            err(f"{name} must set WORK_ROOT to the path of the shared work volume")
+        elif root not in named_mounts(svc):
+            err(f"{name}: WORK_ROOT {root} is not a named volume mount")
+    api_root = str(api.get("environment", {}).get("WORK_ROOT", ""))
+    if named_mounts(api).get(api_root) != named_mounts(worker).get(api_root):
+        err("api-node and worker-node must mount the same named volume at WORK_ROOT")
 
     replicas = [n for n, s in services.items()
                 if n != "api-node" and s.get("build", {}).get("target") == "api-node"]

@@ -94,6 +94,8 @@ def main(chart):
         "non-URL database": set_path(values, "database.url", "host=db user=orch"),
         "URL-unsafe password": set_path(values, "postgresql.auth.password", "p@ss word"),
         "zero slots": set_path(values, "worker.slots", 0),
+        "unknown executor in the catalog": merge(values, {"pipelines": [{"name": "x", "executor": "bash"}]}),
+        "work volume that cannot be shared": set_path(values, "work.persistence.accessModes", ["ReadWriteOncePod"]),
     }
     for name, vals in broken.items():
         if validator.is_valid(vals):

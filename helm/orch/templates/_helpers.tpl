@@ -135,3 +135,41 @@ file over /etc/fstab (subPath). See docker/entrypoint.sh.
     medium: Memory
     sizeLimit: 1Mi
 {{- end -}}
+
+{{/* Pipeline catalog: ConfigMap name and the folder its files are mounted in. */}}
+{{- define "orch.pipelinesName" -}}{{ include "orch.fullname" . }}-pipelines{{- end -}}
+{{- define "orch.pipelinesDir" -}}/etc/orch/pipelines{{- end -}}
+
+{{/*
+The catalog's files, each mounted with subPath: a plain file at a stable
+path. (A whole-ConfigMap mount is a symlink into a per-pod timestamped
+folder; the api-node resolves relative catalog paths with their symlinks,
+and the workers run the resulting paths, which must exist in their pods.)
+*/}}
+{{- define "orch.pipelinesMounts" -}}
+{{- if .Values.pipelines }}
+- name: pipelines
+  mountPath: {{ include "orch.pipelinesDir" . }}/pipelines.yaml
+  subPath: pipelines.yaml
+  readOnly: true
+{{- range $name, $_ := .Values.pipelineFiles }}
+- name: pipelines
+  mountPath: {{ include "orch.pipelinesDir" $ }}/{{ $name }}
+  subPath: {{ $name }}
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "orch.pipelinesVolume" -}}
+{{- if .Values.pipelines }}
+- name: pipelines
+  configMap:
+    name: {{ include "orch.pipelinesName" . }}
+{{- end }}
+{{- end -}}
+
+{{/* The claim that holds WORK_ROOT when work.persistence.enabled. */}}
+{{- define "orch.workClaimName" -}}
+{{- default (printf "%s-work" (include "orch.fullname" .)) .Values.work.persistence.existingClaim -}}
+{{- end -}}
