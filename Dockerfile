@@ -22,13 +22,16 @@ WORKDIR /src
 # The installer alone first, so the package layer is cached across source
 # changes.
 COPY scripts/install-deps.sh scripts/install-deps.sh
-RUN bash scripts/install-deps.sh && rm -rf /var/lib/apt/lists/*
+RUN bash scripts/install-deps.sh --build && rm -rf /var/lib/apt/lists/*
 COPY CMakeLists.txt ./
 COPY cmake/ cmake/
 COPY shared/ shared/
 COPY api-node/ api-node/
 COPY worker-node/ worker-node/
 COPY migrations/ migrations/
+# Swagger UI for GET /docs: the build runs `npm ci` on this lock file
+# (the only network access besides apt; the api-node never fetches).
+COPY tools/docs/package.json tools/docs/package-lock.json tools/docs/
 ARG BUILD_JOBS=2
 # ccache (installed by install-deps.sh) keeps its cache across builds.
 RUN --mount=type=cache,target=/root/.cache/ccache \
@@ -69,12 +72,14 @@ STOPSIGNAL SIGTERM
 FROM runtime AS api-node
 COPY --from=build /src/build/api-node/api-node /usr/local/bin/api-node
 COPY migrations/ /usr/share/orch/migrations/
+COPY --from=build /src/build/api-node/share/docs/ /usr/share/orch/docs/
 ARG IMAGE_TAG=unknown
 ENV HTTP_HOST=0.0.0.0 \
     HTTP_PORT=8080 \
     SCHEDULER_HOST=0.0.0.0 \
     SCHEDULER_PORT=4242 \
     MIGRATIONS_DIR=/usr/share/orch/migrations \
+    DOCS_DIR=/usr/share/orch/docs \
     IMAGE_TAG=${IMAGE_TAG}
 EXPOSE 8080 4242
 # Liveness only (/health): /ready depends on the database, and an unhealthy

@@ -369,6 +369,28 @@ check_cdk() {
   )
 }
 
+# --- OpenAPI -------------------------------------------------------------------
+# Redocly CLI, pinned in tools/openapi-lint, lints the api-node's OpenAPI
+# document with its recommended rules (exceptions, with reasons, in
+# tools/openapi-lint/redocly.yaml). Warnings fail the check too.
+check_openapi() {
+  (
+    cd tools/openapi-lint || exit 1
+    export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+    npm ci --no-audit --no-fund --ignore-scripts --loglevel=error || exit 1
+    local out
+    out=$(npx --no-install redocly lint --config redocly.yaml \
+      --format=stylish ../../api-node/share/openapi.json 2>&1)
+    local rc=$?
+    echo "$out"
+    ((rc == 0)) || exit 1
+    if grep -Eq '^ +[0-9]+:[0-9]+ +warning' <<<"$out"; then
+      echo "openapi.json: the linter warned"
+      exit 1
+    fi
+  )
+}
+
 check_docs() {
   local f
   for f in docs/deploy.md docs/operations.md infra/aws/README.md; do
@@ -407,6 +429,13 @@ else
   failed=$((failed + 1))
   failures+=("aws cdk")
   echo "FAIL  aws: node >= 20 and npm are required (found: $(node --version 2>/dev/null || echo none))"
+fi
+if command -v npm >/dev/null && command -v node >/dev/null; then
+  run "openapi: redocly lint api-node/share/openapi.json" check_openapi
+else
+  failed=$((failed + 1))
+  failures+=("openapi lint")
+  echo "FAIL  openapi: node and npm are required for the OpenAPI lint"
 fi
 run "docs: deploy.md, operations.md" check_docs
 

@@ -4,6 +4,7 @@
 # so all three install exactly the same things.
 #
 #   scripts/install-deps.sh           build + test + local-run dependencies
+#   scripts/install-deps.sh --build   build dependencies only (the Dockerfile)
 #   scripts/install-deps.sh --runtime only the shared libraries the binaries need
 set -euo pipefail
 
@@ -14,16 +15,24 @@ build_pkgs=(
   snakemake
   postgresql-15 postgresql-client-15 curl ca-certificates procps
 )
+# npm installs Swagger UI for GET /docs at build time (tools/docs). A
+# Node.js that brings its own npm (NodeSource's nodejs bundles it, and
+# conflicts with Debian's npm package) is used as it is.
+if ! command -v npm >/dev/null 2>&1; then
+  build_pkgs+=(npm)
+fi
+# The browser test (tests/browser) drives Debian's chromium.
+test_pkgs=(chromium)
 runtime_pkgs=(
   libcaf-core0.17 libcaf-io0.17 libpistache0 libpqxx-6.4 libspdlog1.10
   libfmt9 libpq5 libyaml-cpp0.7 ca-certificates curl
 )
 
-if [[ "${1:-}" == "--runtime" ]]; then
-  pkgs=("${runtime_pkgs[@]}")
-else
-  pkgs=("${build_pkgs[@]}")
-fi
+case "${1:-}" in
+  --runtime) pkgs=("${runtime_pkgs[@]}") ;;
+  --build) pkgs=("${build_pkgs[@]}") ;;
+  *) pkgs=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+esac
 
 missing=()
 for p in "${pkgs[@]}"; do

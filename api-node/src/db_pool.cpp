@@ -30,9 +30,23 @@ namespace orch::api {
 
 namespace {
 
+// Counts a connection as busy while it lives.
+struct busy_scope {
+  explicit busy_scope(pool_usage& u) : usage(u) {
+    ++usage.busy;
+  }
+  ~busy_scope() {
+    --usage.busy;
+  }
+  busy_scope(const busy_scope&) = delete;
+  busy_scope& operator=(const busy_scope&) = delete;
+  pool_usage& usage;
+};
+
 struct pool_state {
   static inline const char* name = "db_pool";
   std::unique_ptr<job_store> store;
+  std::shared_ptr<pool_usage> usage;
   std::vector<submit_msg> queued;
   bool flush_scheduled = false;
   caf::actor scheduler;
@@ -41,6 +55,7 @@ struct pool_state {
     flush_scheduled = false;
     if (queued.empty())
       return;
+    busy_scope busy{*usage};
     auto items = std::move(queued);
     queued.clear();
     std::vector<job_submission> subs;
@@ -76,8 +91,10 @@ struct pool_state {
 };
 
 caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
-                         std::string url, caf::actor scheduler) {
+                         std::string url, caf::actor scheduler,
+                         std::shared_ptr<pool_usage> usage) {
   self->state.store = std::make_unique<job_store>(std::move(url));
+  self->state.usage = std::move(usage);
   self->state.scheduler = std::move(scheduler);
   self->set_exception_handler([](caf::scheduled_actor*,
                                  std::exception_ptr& eptr) -> caf::error {
@@ -90,6 +107,7 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
   });
   return {
     [self](task_msg& t) {
+      busy_scope busy{*self->state.usage};
       try {
         t.fn(*self->state.store);
       } catch (const std::exception& e) {
@@ -115,9 +133,12 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
 db_pool::db_pool(caf::actor_system& sys, std::string url, size_t readers,
                  size_t writers, caf::actor scheduler) {
   for (size_t i = 0; i < std::max<size_t>(readers, 1); ++i)
-    readers_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
+    readers_.push_back(
+      sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_));
   for (size_t i = 0; i < std::max<size_t>(writers, 1); ++i)
-    writers_.push_back(sys.spawn<caf::detached>(pool_actor, url, scheduler));
+    writers_.push_back(
+      sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_));
+  usage_->size = static_cast<int64_t>(readers_.size() + writers_.size());
 }
 
 db_pool::~db_pool() {

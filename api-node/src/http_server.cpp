@@ -1,9 +1,11 @@
 #include "orch/api/http_server.hpp"
 
 #include "orch/api/http_screen.hpp"
+#include "orch/api/metrics.hpp"
 #include "orch/api/openapi.hpp"
 #include "orch/api/outputs.hpp"
 #include "orch/api/problem.hpp"
+#include "orch/api/static_files.hpp"
 #include "orch/catalog.hpp"
 #include "orch/codec.hpp"
 #include "orch/defaults.hpp"
@@ -17,9 +19,15 @@
 #include <pistache/peer.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <functional>
 
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+#include <limits>
 #include <map>
 
 namespace orch::api {
@@ -107,6 +115,23 @@ void send_problem(Http::ResponseWriter& w, const caf::error& err) {
     send(w, p.status, p.body, "application/problem+json");
 }
 
+// GET of a static file (dashboard, docs): 304 on a matching If-None-Match.
+void send_static(const Http::Request& req, Http::ResponseWriter& w,
+                 const static_file& f) {
+  if (auto inm = req.headers().tryGetRaw("If-None-Match");
+      inm && inm->value().find(f.etag) != std::string::npos) {
+    send(w, 304, "", f.content_type.c_str(),
+         {{"ETag", f.etag}, {"Cache-Control", f.cache_control}});
+    return;
+  }
+  send(w, 200, f.body, f.content_type.c_str(),
+       {{"ETag", f.etag},
+        {"Cache-Control", f.cache_control},
+        {"Content-Security-Policy", f.content_security_policy},
+        {"X-Content-Type-Options", "nosniff"},
+        {"Referrer-Policy", "no-referrer"}});
+}
+
 // -- request helpers ----------------------------------------------------------
 
 std::string url_decode(std::string_view in) {
@@ -153,6 +178,40 @@ bool is_json_content(const Http::Request& req) {
              && str.compare(str.size() - 5, 5, "+json") == 0);
 }
 
+// Splits a comma-separated query parameter; an empty or missing one gives
+// no items.
+std::vector<std::string> comma_list(const Http::Request& req,
+                                    const std::string& name) {
+  std::vector<std::string> out;
+  auto val = query_param(req, name);
+  if (!val || val->empty())
+    return out;
+  size_t pos = 0;
+  while (pos <= val->size()) {
+    auto end = val->find(',', pos);
+    if (end == std::string::npos)
+      end = val->size();
+    out.push_back(val->substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+// The `status` filter of GET /jobs and GET /events.
+std::vector<job_status> status_filter(const Http::Request& req,
+                                      std::vector<field_error>& errors) {
+  std::vector<job_status> out;
+  for (auto& name : comma_list(req, "status")) {
+    if (auto s = parse_job_status(name))
+      out.push_back(*s);
+    else
+      errors.push_back({"status", "'" + name
+                                    + "' is not one of pending, running, "
+                                      "completed, failed, cancelled"});
+  }
+  return out;
+}
+
 // -- routing ------------------------------------------------------------------
 
 using params = std::vector<std::string>;
@@ -182,12 +241,140 @@ std::vector<std::string> split_path(const std::string& path) {
   return out;
 }
 
+// -- metrics ------------------------------------------------------------------
+
+// Status codes whose counters a route reaches without a lock.
+constexpr int min_code = 100;
+constexpr int max_code = 599;
+constexpr size_t max_methods = 16;
+
+// The metric children of one route and method, resolved on first use and
+// then reached without a lock or a map lookup.
+struct method_stats {
+  metrics::histogram* duration = nullptr;
+  std::array<std::atomic<metrics::counter*>, max_code - min_code + 1> codes{};
+};
+
+// The metrics of one route pattern, by method.
+struct route_stats {
+  explicit route_stats(std::string x) : label(std::move(x)) {
+    // nop
+  }
+
+  ~route_stats() {
+    for (auto& m : methods)
+      delete m.load();
+  }
+
+  route_stats(const route_stats&) = delete;
+  route_stats& operator=(const route_stats&) = delete;
+
+  std::string label;
+  std::array<std::atomic<method_stats*>, max_methods> methods{};
+};
+
+// The request a reactor thread serves: `handler` starts it, `dispatch`
+// names its route, and `detach` takes it along when the answer comes later.
+struct request_clock {
+  route_stats* route = nullptr;
+  Http::Method method = Http::Method::Get;
+  std::chrono::steady_clock::time_point start;
+  bool detached = false;
+};
+
+thread_local request_clock* current_clock = nullptr;
+
+// What a writer sent. ResponseWriter::send records its code and size; a
+// writer that sent nothing through it served a file (serveFile) or handed
+// its connection to the event hub, which both begin with 200.
+int sent_status(const Http::ResponseWriter& w) {
+  return w.getResponseSize() > 0 ? static_cast<int>(w.getResponseCode())
+                                 : 200;
+}
+
+// Every route's metrics. Detached writers hold a reference: they may be
+// answered after the server is gone.
+struct http_stats {
+  std::shared_ptr<api_metrics> metrics;
+  /// Parallel to impl::routes.
+  std::vector<std::unique_ptr<route_stats>> routes;
+  route_stats unmatched{"unmatched"};
+
+  method_stats& of(route_stats& r, Http::Method method) {
+    auto& slot = r.methods[static_cast<size_t>(method) % max_methods];
+    if (auto* m = slot.load(std::memory_order_acquire))
+      return *m;
+    auto fresh = std::make_unique<method_stats>();
+    fresh->duration = &metrics->http_duration.with(
+      {r.label, Http::methodString(method)});
+    method_stats* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, fresh.get(),
+                                     std::memory_order_acq_rel))
+      return *fresh.release();
+    return *expected; // another thread was first
+  }
+
+  // Counts the answer to `clock`'s request and observes its latency.
+  void finish(const request_clock& clock, const Http::ResponseWriter& w) {
+    auto& r = clock.route != nullptr ? *clock.route : unmatched;
+    auto& m = of(r, clock.method);
+    m.duration->observe(std::chrono::duration<double>(
+                          std::chrono::steady_clock::now() - clock.start)
+                          .count());
+    auto code = sent_status(w);
+    if (code < min_code || code > max_code) {
+      metrics->http_requests
+        .with({r.label, Http::methodString(clock.method),
+               std::to_string(code)})
+        .inc();
+      return;
+    }
+    auto& slot = m.codes[static_cast<size_t>(code - min_code)];
+    auto* c = slot.load(std::memory_order_acquire);
+    if (c == nullptr) {
+      // Idempotent: every thread resolves the same child.
+      c = &metrics->http_requests.with(
+        {r.label, Http::methodString(clock.method), std::to_string(code)});
+      slot.store(c, std::memory_order_release);
+    }
+    c->inc();
+  }
+};
+
+// The route's pattern as the OpenAPI document writes it (/jobs/{id}), else
+// the router's own form (/jobs/{}).
+std::string route_label(const std::vector<std::string>& pattern,
+                        const std::vector<std::vector<std::string>>& paths) {
+  auto is_param = [](const std::string& seg) {
+    return seg.size() >= 2 && seg.front() == '{' && seg.back() == '}';
+  };
+  auto join = [](const std::vector<std::string>& segs) {
+    std::string out;
+    for (auto& seg : segs)
+      out += "/" + (seg == "{**}" ? std::string{"{}"} : seg);
+    return out.empty() ? std::string{"/"} : out;
+  };
+  for (auto& doc : paths) {
+    if (doc.size() != pattern.size())
+      continue;
+    bool same = true;
+    for (size_t i = 0; i < doc.size() && same; ++i)
+      same = is_param(pattern[i]) ? is_param(doc[i]) : doc[i] == pattern[i];
+    if (same)
+      return join(doc);
+  }
+  return join(pattern);
+}
+
 } // namespace
 
 struct http_server::impl {
   http_context ctx;
+  docs_site docs{ctx.cfg.docs_dir};
   std::vector<route> routes;
   std::unique_ptr<Http::Endpoint> endpoint;
+  /// Per-route request metrics (null without ctx.metrics).
+  std::shared_ptr<http_stats> stats;
 
   explicit impl(http_context c) : ctx(std::move(c)) {
     add("/", Http::Method::Get, [this](auto&, auto& w, auto&) {
@@ -225,12 +412,33 @@ struct http_server::impl {
         [this](auto& req, auto& w, auto& ps) {
           get_output(req, w, ps[0], ps[1]);
         });
+    add("/events", Http::Method::Get, [this](auto& req, auto& w, auto&) {
+      stream_events(req, w, std::nullopt);
+    });
+    add("/jobs/{}/events", Http::Method::Get,
+        [this](auto& req, auto& w, auto& ps) {
+          stream_events(req, w, ps[0]);
+        });
     add("/pipelines", Http::Method::Get,
         [this](auto&, auto& w, auto&) { list_pipelines(w); });
     add("/pipelines/{}", Http::Method::Get,
         [this](auto&, auto& w, auto& ps) { get_pipeline(w, ps[0]); });
     add("/openapi.json", Http::Method::Get, [](auto&, auto& w, auto&) {
       send(w, 200, openapi_document(), "application/json");
+    });
+    add("/metrics", Http::Method::Get,
+        [this](auto&, auto& w, auto&) { serve_metrics(w); });
+    add("/ui", Http::Method::Get, [this](auto& req, auto& w, auto&) {
+      serve_ui(req, w, "index.html");
+    });
+    add("/ui/{}", Http::Method::Get, [this](auto& req, auto& w, auto& ps) {
+      serve_ui(req, w, ps[0]);
+    });
+    add("/docs", Http::Method::Get, [this](auto& req, auto& w, auto&) {
+      serve_docs(req, w, "index.html");
+    });
+    add("/docs/{}", Http::Method::Get, [this](auto& req, auto& w, auto& ps) {
+      serve_docs(req, w, ps[0]);
     });
   }
 
@@ -304,6 +512,9 @@ struct http_server::impl {
       }
       if (!match)
         continue;
+      if (current_clock != nullptr && stats
+          && static_cast<size_t>(&r - routes.data()) < stats->routes.size())
+        current_clock->route = stats->routes[&r - routes.data()].get();
       auto m = r.methods.find(req.method());
       if (m == r.methods.end()) {
         std::string allow;
@@ -327,6 +538,24 @@ struct http_server::impl {
                                "no route for " + req.resource()));
   }
 
+  // GET /ui and /ui/{asset}: the dashboard, embedded in the binary.
+  void serve_ui(const Http::Request& req, Http::ResponseWriter& w,
+                const std::string& name) {
+    if (auto f = ui_file(name))
+      send_static(req, w, *f);
+    else
+      send_problem(w, make_error(ec::not_found, "no dashboard file " + name));
+  }
+
+  // GET /docs and /docs/{asset}: Swagger UI, or the list of routes.
+  void serve_docs(const Http::Request& req, Http::ResponseWriter& w,
+                  const std::string& name) {
+    if (auto f = docs.get(name))
+      send_static(req, w, *f);
+    else
+      send_problem(w, make_error(ec::not_found, "no docs file " + name));
+  }
+
   // This reactor thread's own connection, for reads it runs itself.
   job_store& reactor_store() {
     thread_local std::unique_ptr<job_store> store;
@@ -338,16 +567,65 @@ struct http_server::impl {
   // Moves the writer out so that a pool actor can answer later. Counts the
   // request as in flight until the answer is sent (the last reference
   // goes), so that a draining api-node can wait for it.
+  // The request's metrics go along and are taken when the answer is sent.
   writer_ptr detach(Http::ResponseWriter& w) {
     auto probe = ctx.probe;
     if (probe)
       ++probe->requests_in_flight;
+    std::shared_ptr<http_stats> timed;
+    request_clock clock;
+    if (current_clock != nullptr && stats) {
+      clock = *current_clock;
+      current_clock->detached = true;
+      timed = stats;
+    }
     return writer_ptr{new Http::ResponseWriter(std::move(w)),
-                      [probe](Http::ResponseWriter* ptr) {
+                      [probe, timed, clock](Http::ResponseWriter* ptr) {
+                        if (timed)
+                          timed->finish(clock, *ptr);
                         delete ptr;
                         if (probe)
                           --probe->requests_in_flight;
                       }};
+  }
+
+  // Resolves each route's metric label; run once the routes are complete.
+  void init_metrics() {
+    if (!ctx.metrics || stats)
+      return;
+    std::vector<std::vector<std::string>> paths;
+    try {
+      for (auto& [path, ops] : json::parse(openapi_document())["paths"].items())
+        paths.push_back(split_path(path));
+    } catch (const json::exception&) {
+      // No document: the labels keep the router's form.
+    }
+    auto s = std::make_shared<http_stats>();
+    s->metrics = ctx.metrics;
+    for (auto& r : routes)
+      s->routes.push_back(
+        std::make_unique<route_stats>(route_label(r.pattern, paths)));
+    stats = std::move(s);
+  }
+
+  // Counts a request answered on the reactor thread (not detached).
+  void finish(const request_clock& clock, const Http::ResponseWriter& w) {
+    if (stats && !clock.detached)
+      stats->finish(clock, w);
+  }
+
+  // GET /metrics: the Prometheus text format. Jobs by status and the
+  // workers are read through this reactor thread's connection at most
+  // once per defaults::metrics_cache_ttl.
+  void serve_metrics(Http::ResponseWriter& w) {
+    if (!ctx.metrics) {
+      send(w, 200, "", metrics::content_type);
+      return;
+    }
+    ctx.metrics->refresh(reactor_store(),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(
+                           defaults::metrics_cache_ttl));
+    send(w, 200, ctx.metrics->render(), metrics::content_type);
   }
 
   void ready(Http::ResponseWriter& w) {
@@ -429,7 +707,8 @@ struct http_server::impl {
       sub->idempotency_key = value;
     }
     ctx.pool->submit(
-      std::move(*sub), [out = detach(w)](caf::expected<submit_result> result) {
+      std::move(*sub), [out = detach(w), metrics = ctx.metrics](
+                         caf::expected<submit_result> result) {
         if (!result) {
           send_problem(*out, result.error());
           return;
@@ -444,6 +723,8 @@ struct http_server::impl {
         else
           send(*out, 201, body, "application/json",
                {{"Location", "/jobs/" + x.id}});
+        if (!result->replayed && metrics)
+          metrics->job_submitted(x.pipeline_name);
       });
   }
 
@@ -465,7 +746,8 @@ struct http_server::impl {
     auto id = job_id(w, raw_id);
     if (!id)
       return;
-    ctx.pool->run([out = detach(w), id = *id](job_store& store) {
+    ctx.pool->run([out = detach(w), id = *id,
+                   metrics = ctx.metrics](job_store& store) {
       auto x = store.cancel_job(id);
       if (!x) {
         if (code_of(x.error()) == ec::conflict) {
@@ -483,6 +765,13 @@ struct http_server::impl {
       }
       spdlog::info("job {}: cancel accepted ({})", id,
                    x->was_running ? "running: worker notified" : "pending");
+      // Cancelled here means this call committed the pending -> cancelled
+      // transition (a cancel of an ended job is a 409).
+      if (metrics && x->value.status == job_status::cancelled)
+        metrics->job_ended({x->value.id, x->value.pipeline_name,
+                            x->value.status, x->value.attempt,
+                            x->value.created_at, x->value.started_at,
+                            x->value.completed_at});
       send_json(*out, 200, codec::to_json(x->value));
     });
   }
@@ -710,25 +999,106 @@ struct http_server::impl {
     });
   }
 
+  // GET /events and GET /jobs/{id}/events: validates the request, then
+  // hands the connection to the event hub, which answers from then on (see
+  // sse_hub.hpp). Nothing is sent through Pistache on success.
+  void stream_events(const Http::Request& req, Http::ResponseWriter& w,
+                     const std::optional<std::string>& raw_id) {
+    sse_subscription sub;
+    std::vector<field_error> errors;
+    if (raw_id) {
+      auto id = job_id(w, *raw_id);
+      if (!id)
+        return;
+      sub.job_id = *id;
+    } else {
+      for (auto s : status_filter(req, errors))
+        sub.statuses.push_back(to_string(s));
+      if (auto name = query_param(req, "pipeline_name"); name && !name->empty())
+        sub.pipeline_name = *name;
+    }
+    auto types = comma_list(req, "types");
+    if (!types.empty()) {
+      sub.types = 0;
+      for (auto& t : types) {
+        if (t == "status")
+          sub.types |= sse_status;
+        else if (t == "progress")
+          sub.types |= sse_progress;
+        else if (t == "log")
+          sub.types |= sse_log;
+        else if (t == "complete")
+          sub.types |= sse_complete;
+        else
+          errors.push_back({"types", "'" + t
+                                       + "' is not one of status, progress, "
+                                         "log, complete"});
+      }
+    }
+    std::optional<std::string> last;
+    if (auto h = req.headers().tryGetRaw("Last-Event-ID"))
+      last = h->value();
+    else if (auto q = query_param(req, "last_event_id"))
+      last = *q;
+    if (last && !last->empty()) {
+      char* end = nullptr;
+      errno = 0;
+      auto v = std::strtoll(last->c_str(), &end, 10);
+      if (*end != '\0' || errno != 0 || v < 0)
+        errors.push_back({"Last-Event-ID",
+                          "must be an event id: a non-negative integer"});
+      else
+        sub.last_event_id = v;
+    }
+    if (!errors.empty()) {
+      send_problem(w, make_validation_error(std::move(errors)));
+      return;
+    }
+    if (ctx.events == nullptr || (ctx.probe && ctx.probe->draining)) {
+      send_problem(w, make_error(ec::unavailable,
+                                 "this api-node serves no event streams now"));
+      return;
+    }
+    if (sub.job_id) {
+      auto& store = reactor_store();
+      auto x = store.get_job(*sub.job_id);
+      if (!x) {
+        send_problem(w, x.error());
+        return;
+      }
+      // A job that ended before Last-Event-ID has nothing more to say: 204
+      // tells an EventSource to stop reconnecting.
+      if (is_terminal(x->status) && sub.last_event_id) {
+        auto rest = store.stream_events(*sub.last_event_id,
+                                        std::numeric_limits<int64_t>::max(),
+                                        sub.job_id, 1);
+        if (!rest) {
+          send_problem(w, rest.error());
+          return;
+        }
+        if (rest->empty()) {
+          w.send(Http::Code::No_Content);
+          return;
+        }
+      }
+    }
+    auto peer = w.peer();
+    int fd = peer ? ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0) : -1;
+    if (fd < 0) {
+      send_problem(w, make_error(ec::internal,
+                                 "cannot take over the connection"));
+      return;
+    }
+    if (auto err = ctx.events->attach(fd, std::move(sub))) {
+      ::close(fd);
+      send_problem(w, err);
+    }
+  }
+
   void list_jobs(const Http::Request& req, Http::ResponseWriter& w) {
     job_filter filter;
     std::vector<field_error> errors;
-    if (auto status = query_param(req, "status"); status && !status->empty()) {
-      size_t pos = 0;
-      while (pos <= status->size()) {
-        auto end = status->find(',', pos);
-        if (end == std::string::npos)
-          end = status->size();
-        auto name = status->substr(pos, end - pos);
-        if (auto s = parse_job_status(name))
-          filter.statuses.push_back(*s);
-        else
-          errors.push_back({"status", "'" + name
-                                        + "' is not one of pending, running, "
-                                          "completed, failed, cancelled"});
-        pos = end + 1;
-      }
-    }
+    filter.statuses = status_filter(req, errors);
     if (auto name = query_param(req, "pipeline_name"); name && !name->empty())
       filter.pipeline_name = *name;
     if (auto limit = query_param(req, "limit")) {
@@ -810,6 +1180,9 @@ public:
   }
 
   void onRequest(const Http::Request& req, Http::ResponseWriter w) override {
+    request_clock clock{nullptr, req.method(),
+                        std::chrono::steady_clock::now(), false};
+    current_clock = &clock;
     try {
       keep_alive(req, w);
       impl_->dispatch(req, w);
@@ -823,6 +1196,8 @@ public:
         // connection.
       }
     }
+    current_clock = nullptr;
+    impl_->finish(clock, w);
   }
 
   http_server::impl* impl() const {
@@ -955,7 +1330,13 @@ caf::expected<uint16_t> http_server::start() {
     impl_->endpoint->init(opts);
     impl_->endpoint->setHandler(
       std::make_shared<screening_handler>(impl_.get()));
+    impl_->init_metrics();
     impl_->endpoint->serveThreaded();
+    if (impl_->docs.dir().empty())
+      spdlog::warn("GET /docs: no Swagger UI files found (DOCS_DIR); it "
+                   "lists the routes instead");
+    else
+      spdlog::info("GET /docs: Swagger UI from {}", impl_->docs.dir());
     return static_cast<uint16_t>(impl_->endpoint->getPort());
   } catch (const std::exception& e) {
     return make_error(ec::invalid_configuration,

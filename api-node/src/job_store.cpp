@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -59,6 +60,35 @@ std::optional<T> opt(const pqxx::field& f) {
     return std::nullopt;
   return f.as<T>();
 }
+
+// The columns of a `transition_row`, from a CTE `u` that returned them.
+#define ORCH_TRANSITION_COLUMNS                                                \
+  "id::text, pipeline_name, status, attempt, " ORCH_MICROS(                    \
+    "created_at") ", " ORCH_MICROS("started_at") ", " ORCH_MICROS("completed_at")
+
+transition_row read_transition(const pqxx::row& r) {
+  transition_row x;
+  x.job_id = r[0].as<std::string>();
+  x.pipeline_name = r[1].as<std::string>();
+  x.status = parse_job_status(r[2].c_str()).value_or(job_status::pending);
+  x.attempt = r[3].as<int32_t>();
+  x.created_at = r[4].as<int64_t>();
+  x.started_at = opt<int64_t>(r[5]);
+  x.completed_at = opt<int64_t>(r[6]);
+  return x;
+}
+
+// Reads the rows of a statement that selected ORCH_TRANSITION_COLUMNS.
+void read_transitions(const pqxx::result& r, std::vector<std::string>& ids,
+                      std::vector<transition_row>& rows) {
+  for (const auto& row : r) {
+    ids.push_back(row[0].as<std::string>());
+    rows.push_back(read_transition(row));
+  }
+}
+
+/// Connections opened again after a loss, over every store.
+std::atomic<uint64_t> reconnect_count{0};
 
 job read_job(const pqxx::row& r) {
   job x;
@@ -167,9 +197,17 @@ job_store::job_store(std::string url)
 job_store::~job_store() = default;
 
 pqxx::connection_base& job_store::conn() {
-  if (!conn_ || !conn_->c.is_open())
+  if (!conn_ || !conn_->c.is_open()) {
     conn_ = std::make_unique<connection_holder>(url_);
+    if (connected_before_)
+      ++reconnect_count;
+    connected_before_ = true;
+  }
   return conn_->c;
+}
+
+uint64_t job_store::reconnects() {
+  return reconnect_count.load();
 }
 
 // The one place where libpqxx exceptions become our errors.
@@ -404,7 +442,8 @@ caf::error job_store::renew_leases(const std::vector<job_attempt>& jobs,
   });
 }
 
-caf::expected<std::vector<std::string>> job_store::reap(size_t limit) {
+caf::expected<std::vector<std::string>>
+job_store::reap(size_t limit, std::vector<transition_row>* rows) {
   return guarded("reap", [&]() -> caf::expected<std::vector<std::string>> {
     pqxx::work tx{conn()};
     auto r = tx.exec_params(
@@ -427,18 +466,21 @@ caf::expected<std::vector<std::string>> job_store::reap(size_t limit) {
       "      OR j.attempt >= j.max_attempts THEN j.worker_id END,"
       "    lease_expires_at = NULL, updated_at = clock_timestamp()"
       "  FROM r WHERE j.id = r.id"
-      "  RETURNING j.id, j.status, j.attempt, j.updated_at),"
+      "  RETURNING j.id, j.status, j.attempt, j.updated_at, j.pipeline_name,"
+      "    j.created_at, j.started_at, j.completed_at),"
       " ev AS ("
       "  INSERT INTO job_events (job_id, at, from_status, to_status, attempt,"
       "                          message)"
       "  SELECT id, updated_at, 'running', status, attempt,"
       "    'lease expired: worker lost' FROM u)"
-      "SELECT id::text FROM u",
+      "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
       static_cast<int64_t>(limit));
     tx.commit();
     std::vector<std::string> ids;
-    for (const auto& row : r)
-      ids.push_back(row[0].as<std::string>());
+    std::vector<transition_row> reaped;
+    read_transitions(r, ids, reaped);
+    if (rows != nullptr)
+      *rows = std::move(reaped);
     return ids;
   });
 }
@@ -514,6 +556,25 @@ caf::error job_store::notify_new_jobs() {
     pqxx::nontransaction tx{conn()};
     tx.exec("SELECT pg_notify('orch_jobs', '')");
     return caf::none;
+  });
+}
+
+caf::expected<std::vector<job_count>> job_store::count_jobs() {
+  return guarded("count_jobs", [&]() -> caf::expected<std::vector<job_count>> {
+    static const std::string sql
+      = "SELECT pipeline_name, status, sum(n)::bigint FROM (SELECT"
+        " pipeline_name, status, n FROM job_counts UNION ALL SELECT"
+        " pipeline_name, status, delta FROM job_count_deltas) c"
+        " GROUP BY pipeline_name, status";
+    auto& name = prepared("count_jobs", sql);
+    pqxx::nontransaction tx{conn()};
+    auto r = tx.exec_prepared(name);
+    std::vector<job_count> out;
+    out.reserve(r.size());
+    for (const auto& row : r)
+      if (auto s = parse_job_status(row[1].c_str()))
+        out.push_back({row[0].as<std::string>(), *s, row[2].as<int64_t>()});
+    return out;
   });
 }
 
@@ -697,10 +758,7 @@ job_store::apply(const transition_batch& batch,
     // nested loop then rescans the unnest once per row (250 x 250). Hash
     // joins are right for every batch size here.
     tx.exec("SET LOCAL enable_nestloop = off");
-    auto collect = [](const pqxx::result& r, std::vector<std::string>& xs) {
-      for (const auto& row : r)
-        xs.push_back(row[0].as<std::string>());
-    };
+    auto collect = read_transitions;
     if (!batch.starts.empty()) {
       std::vector<std::string> ids, workers;
       std::vector<int32_t> attempts;
@@ -730,17 +788,18 @@ job_store::apply(const transition_batch& batch,
           "  FROM s WHERE j.id = s.id AND j.id = ANY($1::uuid[])"
           "    AND (j.status = 'pending') IS TRUE"
           "    AND j.attempt = s.attempt - 1 AND j.claimed_by = $5"
-          "  RETURNING j.id, j.attempt, j.worker_id, j.started_at),"
+          "  RETURNING j.id, j.attempt, j.worker_id, j.started_at,"
+          "    j.pipeline_name, j.status, j.created_at, j.completed_at),"
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
           "  SELECT id, started_at, 'pending', 'running', attempt, worker_id,"
           "    'started on ' || worker_id FROM u)"
-          "SELECT id::text FROM u",
+          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
           pg_int_array(ats), scheduler_id,
           static_cast<int64_t>(lease_ttl_.count())),
-        out.started);
+        out.started, out.start_rows);
     }
     if (!batch.progress.empty()) {
       std::vector<std::string> ids;
@@ -753,12 +812,17 @@ job_store::apply(const transition_batch& batch,
         total.push_back(p.total);
       }
       // Fenced like every report: only the attempt that owns the job.
+      // Each accepted report is also a 'progress' event of the stream.
       tx.exec_params(
-        "UPDATE jobs j SET progress_completed = t.c, progress_total = t.n"
-        " FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])"
-        "      AS t(id, attempt, c, n)"
-        " WHERE j.id = t.id AND j.id = ANY($1::uuid[])"
-        "   AND (j.status = 'running') IS TRUE AND j.attempt = t.attempt",
+        "WITH u AS ("
+        "  UPDATE jobs j SET progress_completed = t.c, progress_total = t.n"
+        "  FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])"
+        "       AS t(id, attempt, c, n)"
+        "  WHERE j.id = t.id AND j.id = ANY($1::uuid[])"
+        "    AND (j.status = 'running') IS TRUE AND j.attempt = t.attempt"
+        "  RETURNING j.id, j.attempt, t.c, t.n)"
+        "INSERT INTO job_signals (job_id, attempt, kind, completed, total)"
+        " SELECT id, attempt, 'progress', c, n FROM u",
         pg_array(ids), pg_int_array(attempts), pg_int_array(done),
         pg_int_array(total));
     }
@@ -831,7 +895,8 @@ job_store::apply(const transition_batch& batch,
           "  FROM n WHERE j.id = n.id AND j.id = ANY($1::uuid[])"
           "  RETURNING j.id, n.attempt, n.outcome, j.status, n.worker_id_old,"
           "    j.updated_at, j.error_message, j.next_attempt_at,"
-          "    j.max_attempts),"
+          "    j.max_attempts, j.pipeline_name, j.created_at, j.started_at,"
+          "    j.completed_at),"
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
@@ -845,11 +910,11 @@ job_store::apply(const transition_batch& batch,
           "        'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
           "      ELSE coalesce(error_message, status) END"
           "  FROM u)"
-          "SELECT id::text FROM u",
+          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(outcomes),
           pg_array(errors), pg_int_array(ats),
           defaults::max_retry_delay_seconds),
-        out.finished);
+        out.finished, out.end_rows);
     }
     if (!batch.requeues.empty()) {
       std::vector<std::string> ids, workers, reasons;
@@ -885,16 +950,17 @@ job_store::apply(const transition_batch& batch,
           "    AND (j.status = 'running') IS TRUE"
           "    AND j.attempt = s.attempt AND j.worker_id = s.worker"
           "  RETURNING j.id, j.attempt, j.status, s.worker, s.why,"
-          "    j.updated_at),"
+          "    j.updated_at, j.pipeline_name, j.created_at, j.started_at,"
+          "    j.completed_at),"
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
           "  SELECT id, updated_at, 'running', status, attempt, worker,"
           "    why FROM u)"
-          "SELECT id::text FROM u",
+          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
           pg_array(reasons), defaults::lost_worker_requeues),
-        out.requeued);
+        out.requeued, out.end_rows);
     }
     if (!batch.releases.empty())
       tx.exec_params("UPDATE jobs SET claimed_by = NULL,"
@@ -964,6 +1030,129 @@ void job_store::append_logs(pqxx::transaction_base& tx,
       " FROM n WHERE s.job_id = $1::uuid",
       row[0].as<std::string>(), max_lines, max_bytes);
   }
+}
+
+namespace {
+
+// The three sources of the event stream as one ordered relation. `%W` is
+// the filter of each branch; every branch is cut to `$lim` by its id index
+// before the merge.
+std::string stream_union(const std::string& where, const std::string& lim) {
+  auto branch = [&](const char* cols, const char* table) {
+    return "(SELECT " + std::string{cols} + " FROM " + table + " WHERE "
+           + where + " ORDER BY id LIMIT " + lim + ")";
+  };
+  return branch("id, 's'::text AS k, job_id, at, attempt, to_status AS st,"
+                " from_status, worker_id, message, NULL::text AS stream,"
+                " NULL::text AS line, NULL::bigint AS completed,"
+                " NULL::bigint AS total",
+                "job_events")
+         + " UNION ALL "
+         + branch("id, 'l', job_id, at, attempt, NULL, NULL, NULL, NULL,"
+                  " stream, line, NULL, NULL",
+                  "job_logs")
+         + " UNION ALL "
+         + branch("id, CASE kind WHEN 'progress' THEN 'p' ELSE 'c' END,"
+                  " job_id, at, attempt, status, NULL, NULL, NULL, NULL,"
+                  " NULL, completed, total",
+                  "job_signals");
+}
+
+} // namespace
+
+caf::expected<std::vector<int64_t>> job_store::stream_ids(int64_t after,
+                                                          size_t limit) {
+  return guarded("stream_ids", [&]() -> caf::expected<std::vector<int64_t>> {
+    static const std::string sql
+      = "SELECT id FROM ((SELECT id FROM job_events WHERE id > $1 ORDER BY id"
+        " LIMIT $2) UNION ALL (SELECT id FROM job_logs WHERE id > $1 ORDER BY"
+        " id LIMIT $2) UNION ALL (SELECT id FROM job_signals WHERE id > $1"
+        " ORDER BY id LIMIT $2)) x ORDER BY id LIMIT $2";
+    auto& name = prepared("stream_ids", sql);
+    pqxx::read_transaction tx{conn()};
+    auto r = tx.exec_prepared(name, after, static_cast<int64_t>(limit));
+    std::vector<int64_t> out;
+    out.reserve(r.size());
+    for (const auto& row : r)
+      out.push_back(row[0].as<int64_t>());
+    return out;
+  });
+}
+
+caf::expected<std::vector<stream_event>>
+job_store::stream_events(int64_t after, int64_t upto,
+                         const std::optional<std::string>& job_id,
+                         size_t limit) {
+  return guarded("stream_events",
+                 [&]() -> caf::expected<std::vector<stream_event>> {
+    static const std::string cols
+      = "SELECT x.id, x.k, x.job_id::text, " ORCH_MICROS("x.at")
+        ", x.attempt, x.st, x.from_status, x.worker_id, x.message,"
+        " x.stream, x.line, x.completed, x.total, j.pipeline_name, j.status,"
+        " j.error_message FROM (";
+    static const std::string tail
+      = " ORDER BY id LIMIT $3) x JOIN jobs j ON j.id = x.job_id"
+        " ORDER BY x.id";
+    static const std::string all_sql
+      = cols + stream_union("id > $1 AND id <= $2", "$3") + tail;
+    static const std::string job_sql
+      = cols
+        + stream_union("job_id = $4::uuid AND id > $1 AND id <= $2", "$3")
+        + tail;
+    pqxx::read_transaction tx{conn()};
+    auto lim = static_cast<int64_t>(limit);
+    auto r = job_id ? tx.exec_prepared(prepared("stream_events_job", job_sql),
+                                       after, upto, lim, *job_id)
+                    : tx.exec_prepared(prepared("stream_events", all_sql),
+                                       after, upto, lim);
+    std::vector<stream_event> out;
+    out.reserve(r.size());
+    auto opt = [](const pqxx::field& f) -> std::optional<std::string> {
+      if (f.is_null())
+        return std::nullopt;
+      return f.as<std::string>();
+    };
+    for (const auto& row : r) {
+      stream_event e;
+      e.id = row[0].as<int64_t>();
+      switch (row[1].c_str()[0]) {
+        case 'l': e.type = stream_event::kind::log; break;
+        case 'p': e.type = stream_event::kind::progress; break;
+        case 'c': e.type = stream_event::kind::complete; break;
+        default: e.type = stream_event::kind::status;
+      }
+      e.job_id = row[2].as<std::string>();
+      e.at = row[3].as<int64_t>();
+      e.attempt = row[4].as<int32_t>();
+      e.status = row[5].is_null() ? row[14].as<std::string>()
+                                  : row[5].as<std::string>();
+      e.from_status = opt(row[6]);
+      e.worker_id = opt(row[7]);
+      e.message = opt(row[8]);
+      if (!row[9].is_null())
+        e.stream = row[9].as<std::string>();
+      if (!row[10].is_null())
+        e.line = row[10].as<std::string>();
+      if (!row[11].is_null())
+        e.completed = row[11].as<int64_t>();
+      if (!row[12].is_null())
+        e.total = row[12].as<int64_t>();
+      e.pipeline_name = row[13].as<std::string>();
+      e.error_message = opt(row[15]);
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+caf::expected<int64_t> job_store::stream_head() {
+  return guarded("stream_head", [&]() -> caf::expected<int64_t> {
+    pqxx::read_transaction tx{conn()};
+    auto r = tx.exec("SELECT greatest((SELECT max(id) FROM job_events),"
+                     " (SELECT max(id) FROM job_logs),"
+                     " (SELECT max(id) FROM job_signals), 0)");
+    return r[0][0].as<int64_t>();
+  });
 }
 
 caf::expected<job_logs_page>

@@ -3,8 +3,10 @@
 #include "orch/api/db_pool.hpp"
 #include "orch/api/http_server.hpp"
 #include "orch/api/job_store.hpp"
+#include "orch/api/metrics.hpp"
 #include "orch/api/notifier.hpp"
 #include "orch/api/scheduler.hpp"
+#include "orch/api/sse_hub.hpp"
 #include "orch/catalog.hpp"
 #include "orch/config.hpp"
 #include "orch/defaults.hpp"
@@ -20,6 +22,7 @@
 #include <csignal>
 #include <iostream>
 #include <thread>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef ORCH_VERSION
@@ -75,11 +78,25 @@ options make_options() {
       {"IMAGE_TAG", "unknown", "reported by GET /version"},
       {"ECHO_MESSAGE", "Hello World", "reported by GET /"},
       {"MIGRATIONS_DIR", ORCH_MIGRATIONS_DIR, "folder of NNNN_name.sql files"},
+      {"DOCS_DIR", "",
+       "folder of the swagger-ui-dist files GET /docs serves (default: the "
+       "build tree's or the installed share/orch/docs); without them /docs "
+       "lists the routes"},
       {"NO_MIGRATE", "", "skip applying migrations at startup", true},
       {"MIGRATE_ONLY", "", "apply migrations, then exit", true},
       {"PIPELINES_FILE", "",
        "pipeline catalog (YAML or JSON); without one every pipeline name "
        "runs on the mock executor"},
+      {"SSE_HEARTBEAT_SECONDS", "15",
+       "a comment line goes to every idle event stream this often"},
+      {"SSE_MAX_CLIENTS", "4096",
+       "event streams (GET /events, /jobs/{id}/events) one api-node "
+       "serves at once; more are answered 503"},
+      {"SSE_CLIENT_BUFFER_KIB", "1024",
+       "unsent data an event stream may hold before its client is "
+       "disconnected as too slow (it resumes with Last-Event-ID)"},
+      {"SSE_POLL_MS", "50",
+       "how often the event hub reads new events while streams are open"},
       {"WORK_ROOT", defaults::work_root,
        "where workers keep job work directories (<job id>/attempt-<n>); "
        "GET /jobs/{id}/outputs serves files from there, so api-nodes and "
@@ -92,6 +109,21 @@ std::string make_scheduler_id() {
   gethostname(host, sizeof(host) - 1);
   return std::string{host} + "-" + std::to_string(getpid()) + "-"
          + make_uuid().substr(0, 8);
+}
+
+// Every event stream holds two descriptors (Pistache's and the hub's):
+// raise the soft limit towards the hard one when the default is too low.
+void raise_fd_limit(size_t streams) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  auto want = static_cast<rlim_t>(2 * streams + 1024);
+  if (lim.rlim_cur >= want)
+    return;
+  lim.rlim_cur = lim.rlim_max == RLIM_INFINITY ? want
+                                               : std::min(want, lim.rlim_max);
+  if (::setrlimit(RLIMIT_NOFILE, &lim) != 0)
+    spdlog::warn("cannot raise the open file limit to {}", lim.rlim_cur);
 }
 
 int fail(const caf::error& err) {
@@ -204,11 +236,13 @@ int run_node(int argc, char** argv) {
   node_config cfg{2};
   caf::actor_system sys{cfg};
   auto probe = std::make_shared<scheduler_probe>();
+  auto metrics = std::make_shared<api_metrics>();
+  metrics->watch_probe(probe);
   auto scheduler_id = make_scheduler_id();
   auto scheduler = spawn_scheduler(
     sys, {url, scheduler_id, probe,
           std::chrono::milliseconds{static_cast<int64_t>(*lease * 1000)},
-          pipelines});
+          pipelines, metrics});
   auto sched_host = opts.get("SCHEDULER_HOST");
   auto bound = sys.middleman().publish(
     scheduler, static_cast<uint16_t>(*sched_port),
@@ -223,10 +257,32 @@ int run_node(int argc, char** argv) {
   spdlog::info("scheduler listening on {}:{} (node {})", sched_host, *bound,
                caf::to_string(sys.node()));
 
+  sse_config scfg;
+  auto heartbeat = opts.get_int("SSE_HEARTBEAT_SECONDS", 1, 3600);
+  auto max_streams = opts.get_int("SSE_MAX_CLIENTS", 1, 1000000);
+  auto stream_buffer = opts.get_int("SSE_CLIENT_BUFFER_KIB", 16, 1 << 20);
+  auto stream_poll = opts.get_int("SSE_POLL_MS", 5, 10000);
+  for (auto* x : {&heartbeat, &max_streams, &stream_buffer, &stream_poll})
+    if (!*x) {
+      caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+      return fail(x->error());
+    }
+  scfg.heartbeat = std::chrono::milliseconds{*heartbeat * 1000};
+  scfg.max_clients = static_cast<size_t>(*max_streams);
+  scfg.client_buffer_bytes = static_cast<size_t>(*stream_buffer) * 1024;
+  scfg.poll_interval = std::chrono::milliseconds{*stream_poll};
+  raise_fd_limit(scfg.max_clients);
+  sse_hub events{scfg, url};
+  if (auto err = events.start()) {
+    caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
+    return fail(err);
+  }
+
   notifier listener{url, scheduler};
   listener.start();
   db_pool pool{sys, url, static_cast<size_t>(*pool_size),
                static_cast<size_t>(*writers), scheduler};
+  metrics->watch_pool(pool.usage());
   http_config hcfg;
   hcfg.host = opts.get("HTTP_HOST");
   hcfg.port = static_cast<uint16_t>(*http_port);
@@ -234,8 +290,10 @@ int run_node(int argc, char** argv) {
   hcfg.version = ORCH_VERSION;
   hcfg.image_tag = opts.get("IMAGE_TAG");
   hcfg.echo_message = opts.get("ECHO_MESSAGE");
+  hcfg.docs_dir = opts.get("DOCS_DIR");
   http_server http{http_context{hcfg, url, &pool, scheduler, probe,
-                                pipelines, opts.get("WORK_ROOT")}};
+                                pipelines, opts.get("WORK_ROOT"),
+                                &events, metrics}};
   auto port = http.start();
   if (!port) {
     listener.stop();
@@ -253,6 +311,8 @@ int run_node(int argc, char** argv) {
   // their jobs (whose leases outlive the move).
   spdlog::info("received {}: draining", strsignal(sig));
   probe->draining = true;
+  // Event streams end now; their clients resume elsewhere.
+  events.stop();
   auto deadline = std::chrono::steady_clock::now() + defaults::http_drain_timeout;
   while (probe->requests_in_flight > 0
          && std::chrono::steady_clock::now() < deadline)

@@ -2,6 +2,7 @@
 
 #include "orch/api/dispatch.hpp"
 #include "orch/api/job_store.hpp"
+#include "orch/api/metrics.hpp"
 #include "orch/defaults.hpp"
 #include "orch/error.hpp"
 #include "orch/messages.hpp"
@@ -279,6 +280,7 @@ struct scheduler_state {
         return;
       }
       set_db_ok(true);
+      count(*outcome);
       report(pending, *outcome);
     }
     dispatch();
@@ -302,6 +304,16 @@ struct scheduler_state {
       if (!newer)
         batch.progress.push_back(std::move(p));
     }
+  }
+
+  // Committed starts and terminal transitions go to the metrics.
+  void count(const batch_outcome& outcome) {
+    if (!cfg.metrics)
+      return;
+    for (auto& row : outcome.start_rows)
+      cfg.metrics->job_started(row);
+    for (auto& row : outcome.end_rows)
+      cfg.metrics->job_ended(row);
   }
 
   void report(const transition_batch& done, const batch_outcome& outcome) {
@@ -447,7 +459,8 @@ struct scheduler_state {
   void reap() {
     if (auto err = store->compact_counts())
       spdlog::warn("cannot compact job counts: {}", render(err));
-    auto reaped = store->reap(defaults::max_claim_batch);
+    std::vector<transition_row> rows;
+    auto reaped = store->reap(defaults::max_claim_batch, &rows);
     if (!reaped) {
       set_db_ok(false);
       spdlog::warn("reaper: {}", render(reaped.error()));
@@ -456,6 +469,9 @@ struct scheduler_state {
     for (auto& id : *reaped)
       spdlog::warn("job {}: lease expired, worker lost; requeued or failed",
                    id);
+    if (cfg.metrics)
+      for (auto& row : rows)
+        cfg.metrics->job_ended(row);
     if (!reaped->empty()) {
       want_claim = true;
       schedule_flush();

@@ -5,6 +5,7 @@
 #include "orch/error.hpp"
 #include "orch/logging.hpp"
 #include "orch/messages.hpp"
+#include "orch/metrics_server.hpp"
 #include "orch/worker/worker.hpp"
 #include "orch/worker/executors.hpp"
 #include "orch/catalog.hpp"
@@ -16,6 +17,7 @@
 #include <csignal>
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unistd.h>
@@ -87,6 +89,10 @@ int run_node(int argc, char** argv) {
       {"WORKER_EXECUTORS", "",
        "comma-separated executors to offer (default: mock, command, and "
        "snakemake/nextflow when found on PATH)"},
+      {"METRICS_HOST", "0.0.0.0",
+       "address GET /metrics (Prometheus) listens on"},
+      {"METRICS_PORT", std::to_string(defaults::metrics_port),
+       "port of GET /metrics; 0 picks a free one, off disables it"},
     }};
   if (auto err = opts.parse(argc, argv)) {
     std::cerr << "worker-node: " << render(err) << "\n";
@@ -165,6 +171,24 @@ int run_node(int argc, char** argv) {
   if (!rate)
     return fail(rate.error());
   cfg.mock = mock_config{*min_s, *max_s, *rate};
+  // METRICS_PORT: "off" (or an empty --metrics-port) disables the endpoint.
+  std::optional<uint16_t> metrics_port;
+  if (auto raw = opts.get("METRICS_PORT"); !raw.empty() && raw != "off") {
+    auto p = opts.get_int("METRICS_PORT", 0, 65535);
+    if (!p)
+      return fail(p.error());
+    metrics_port = static_cast<uint16_t>(*p);
+  }
+  cfg.metrics = std::make_shared<worker_metrics>(cfg.slots);
+  metrics::metrics_server metrics_http{
+    [m = cfg.metrics] { return m->registry.render(); }};
+  if (metrics_port) {
+    auto host = opts.get("METRICS_HOST");
+    auto bound = metrics_http.start(host, *metrics_port);
+    if (!bound)
+      return fail(bound.error());
+    spdlog::info("metrics listening on {}:{}", host, *bound);
+  }
 
   node_config ccfg;
   caf::actor_system sys{ccfg};

@@ -51,9 +51,51 @@ std::vector<scheduler_address> parse_scheduler_addresses(
   return result;
 }
 
+worker_metrics::worker_metrics(uint32_t slots)
+  : running(registry.add_gauge("worker_jobs_running",
+                               "Jobs running on this worker, by executor.",
+                               {"executor"})),
+    jobs(registry.add_counter(
+      "worker_jobs_total",
+      "Attempts that ended on this worker, by executor and outcome "
+      "(completed, failed, cancelled, released).",
+      {"executor", "outcome"})),
+    failures(registry.add_counter(
+      "worker_executor_failures_total",
+      "Failed attempts by executor and reason: exec_failed, nonzero_exit, "
+      "timeout, killed.",
+      {"executor", "reason"})) {
+  registry.add_gauge("worker_slots", "Jobs this worker runs at once.")
+    .get()
+    .set(slots);
+}
+
 namespace {
 
 enum class link_state { disconnected, registering, running };
+
+// Why a process run failed, as worker_executor_failures_total names it.
+const char* failure_reason(const process_result& x) {
+  if (x.exec_failed)
+    return "exec_failed";
+  if (x.signal != 0)
+    return "killed";
+  return "nonzero_exit";
+}
+
+const char* outcome_name(job_outcome x) {
+  switch (x) {
+    case job_outcome::completed:
+      return "completed";
+    case job_outcome::failed:
+      return "failed";
+    case job_outcome::cancelled:
+      return "cancelled";
+    case job_outcome::released:
+      return "released";
+  }
+  return "failed";
+}
 
 using drain_timeout_atom = caf::atom_constant<caf::atom("drain_to")>;
 
@@ -84,6 +126,8 @@ struct run {
   size_t buffered = 0;
   /// A mock run that writes log lines and progress.
   bool narrated = false;
+  /// The executor that runs it (a metrics label).
+  std::string executor;
 };
 
 struct worker_state {
@@ -106,6 +150,25 @@ struct worker_state {
   bool draining = false;
   bool finishing = false;
   bool log_flush_scheduled = false;
+
+  // An attempt started here (metrics).
+  void count_start(run& r, const std::string& executor) {
+    r.executor = executor;
+    if (cfg.metrics)
+      cfg.metrics->running.with({executor}).inc();
+  }
+
+  // An attempt that count_start counted ended (metrics); `reason` names a
+  // failure.
+  void count_end(const std::string& executor, job_outcome outcome,
+                 const char* reason = nullptr) {
+    if (!cfg.metrics)
+      return;
+    cfg.metrics->running.with({executor}).dec();
+    cfg.metrics->jobs.with({executor, outcome_name(outcome)}).inc();
+    if (outcome == job_outcome::failed && reason != nullptr)
+      cfg.metrics->failures.with({executor, reason}).inc();
+  }
 
   const scheduler_address& address() const {
     return cfg.schedulers[target % cfg.schedulers.size()];
@@ -219,6 +282,7 @@ struct worker_state {
     auto& r = running[job.job_id];
     r.attempt = job.attempt;
     r.token = token;
+    count_start(r, "mock");
     auto limit = std::chrono::milliseconds{
       static_cast<int64_t>(job.timeout_seconds) * 1000};
     spdlog::info("job {}: attempt {} started, pipeline {} on mock ({} ms)",
@@ -283,6 +347,10 @@ struct worker_state {
                                                   mock_step_count});
     }
     running.erase(i);
+    // A failing mock run stands for a pipeline that exits non-zero.
+    count_end("mock", ok ? job_outcome::completed : job_outcome::failed,
+              error.rfind("timeout after", 0) == 0 ? "timeout"
+                                                   : "nonzero_exit");
     if (ok)
       spdlog::info("job {}: attempt {} completed", job_id, attempt);
     else
@@ -299,11 +367,13 @@ struct worker_state {
     r.attempt = job.attempt;
     r.token = token;
     r.timeout_seconds = job.timeout_seconds;
+    count_start(r, job.executor);
     report(job_started{job.job_id, job.attempt, cfg.worker_id, now_micros()});
     auto fail_now = [&](const std::string& why) {
       spdlog::warn("job {}: attempt {} cannot start: {}", job.job_id,
                    job.attempt, why);
       running.erase(job.job_id);
+      count_end(job.executor, job_outcome::failed, "exec_failed");
       report_finished(job.job_id, job.attempt, job_outcome::failed, why);
       maybe_finish_drain();
     };
@@ -368,7 +438,7 @@ struct worker_state {
                                              sum.final_progress->completed,
                                              sum.final_progress->total});
         caf::anon_send(handle, proc_exit_atom::value, job_id, token, sum.ok,
-                       sum.error);
+                       sum.error, std::string{failure_reason(result)});
       });
     if (!proc) {
       fail_now("cannot start " + job.executor + ": "
@@ -461,7 +531,7 @@ struct worker_state {
   }
 
   void on_proc_exit(const std::string& job_id, uint64_t token, bool ok,
-                    const std::string& error) {
+                    const std::string& error, const std::string& reason) {
     auto i = running.find(job_id);
     if (i == running.end() || i->second.token != token)
       return;
@@ -472,6 +542,10 @@ struct worker_state {
                                         : job_outcome::failed);
     auto why = r.stop_outcome ? r.stop_error : error;
     auto attempt = r.attempt;
+    // A failure the worker caused itself is a timeout (its only reason to
+    // stop a run as failed); otherwise the process decided.
+    count_end(r.executor, outcome,
+              r.stop_outcome ? "timeout" : reason.c_str());
     running.erase(i);
     spdlog::info("job {}: attempt {} {}{}{}", job_id, attempt,
                  outcome == job_outcome::completed   ? "completed"
@@ -518,6 +592,7 @@ struct worker_state {
       stop_process(x.job_id, i->second, job_outcome::cancelled, "cancelled");
       return;
     }
+    count_end(i->second.executor, job_outcome::cancelled);
     running.erase(i);
     // The mock runs no process; a real executor stops its process group
     // here (SIGTERM, then SIGKILL after the grace period).
@@ -583,6 +658,7 @@ struct worker_state {
     for (auto& [job_id, r] : left) {
       // Destroying the process SIGKILLs its group.
       r.proc.reset();
+      count_end(r.executor, job_outcome::released);
       spdlog::info("job {}: attempt {} handed back", job_id, r.attempt);
       report_finished(job_id, r.attempt, job_outcome::released,
                       "handed back by draining worker " + cfg.worker_id);
@@ -660,8 +736,8 @@ caf::behavior worker_actor(caf::stateful_actor<worker_state>* self,
     },
     [self](job_progress_report& p) { self->state.on_proc_progress(p); },
     [self](proc_exit_atom, const std::string& job_id, uint64_t token, bool ok,
-           const std::string& error) {
-      self->state.on_proc_exit(job_id, token, ok, error);
+           const std::string& error, const std::string& reason) {
+      self->state.on_proc_exit(job_id, token, ok, error, reason);
     },
     [self](flush_logs_atom) { self->state.flush_all_logs(); },
     [self](mock_step_atom, const std::string& job_id, uint64_t token,

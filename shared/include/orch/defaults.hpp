@@ -132,4 +132,15 @@ inline constexpr auto http_drain_timeout = 10s;
 inline constexpr auto db_reconnect_min = 100ms;
 inline constexpr auto db_reconnect_max = 2s;
 
+// -- Metrics -----------------------------------------------------------------
+
+/// GET /metrics reads jobs by status and the workers from the database at
+/// most this often; scrapes in between get the cached values.
+inline constexpr auto metrics_cache_ttl = 1s;
+/// Distinct pipeline label values; further pipelines count as "_other"
+/// (without a catalog any name is a pipeline).
+inline constexpr size_t metrics_max_pipelines = 200;
+/// Port of a worker-node's own GET /metrics (METRICS_PORT).
+inline constexpr uint16_t metrics_port = 9090;
+
 } // namespace orch::defaults

@@ -9,12 +9,21 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <vector>
 
 namespace orch::api {
 
 /// Work for one pooled connection; runs on that connection's thread.
 using db_task = std::function<void(job_store&)>;
+
+/// How busy a pool's connections are, for metrics.
+struct pool_usage {
+  /// Connections (one per actor).
+  std::atomic<int64_t> size{0};
+  /// Connections running a task or a group commit right now.
+  std::atomic<int64_t> busy{0};
+};
 
 /// Called once a submission is committed (or failed to be).
 using submit_callback = std::function<void(caf::expected<submit_result>)>;
@@ -45,7 +54,13 @@ public:
   /// Stops the pool's actors.
   void stop();
 
+  /// The pool's busy and idle connections.
+  std::shared_ptr<const pool_usage> usage() const {
+    return usage_;
+  }
+
 private:
+  std::shared_ptr<pool_usage> usage_ = std::make_shared<pool_usage>();
   std::vector<caf::actor> readers_;
   std::vector<caf::actor> writers_;
   std::atomic<size_t> next_reader_{0};

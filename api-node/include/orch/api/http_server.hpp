@@ -2,6 +2,7 @@
 
 #include "orch/api/db_pool.hpp"
 #include "orch/api/scheduler.hpp"
+#include "orch/api/sse_hub.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/expected.hpp>
@@ -13,6 +14,8 @@
 
 namespace orch::api {
 
+class api_metrics;
+
 struct http_config {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
@@ -20,6 +23,8 @@ struct http_config {
   std::string version;
   std::string image_tag = "unknown";
   std::string echo_message = "Hello World";
+  /// Swagger UI for GET /docs (DOCS_DIR); empty: the default places.
+  std::string docs_dir;
 };
 
 /// What the HTTP handlers reach: the pool for database work, the scheduler
@@ -36,6 +41,10 @@ struct http_context {
   std::shared_ptr<const catalog> pipelines;
   /// Where job work directories live: outputs are served from here.
   std::string work_root;
+  /// Serves the event streams (null: GET /events answers 503).
+  sse_hub* events = nullptr;
+  /// GET /metrics and the counters the handlers update (may be null).
+  std::shared_ptr<api_metrics> metrics;
 };
 
 /// The REST API on Pistache. Handlers parse and validate. Submissions go to

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -102,12 +103,35 @@ struct transition_batch {
   }
 };
 
+/// A committed change of a job's status, with what metrics need.
+struct transition_row {
+  std::string job_id;
+  std::string pipeline_name;
+  /// The status the job reached.
+  job_status status = job_status::pending;
+  int32_t attempt = 0;
+  micros created_at = 0;
+  std::optional<micros> started_at;
+  std::optional<micros> completed_at;
+};
+
 /// Which transitions of a batch took effect. The others were fenced off:
 /// their attempt no longer owns the job.
 struct batch_outcome {
   std::vector<std::string> started;
   std::vector<std::string> finished;
   std::vector<std::string> requeued;
+  /// The committed starts.
+  std::vector<transition_row> start_rows;
+  /// The committed finishes and requeues (terminal or back to pending).
+  std::vector<transition_row> end_rows;
+};
+
+/// The number of jobs of one pipeline in one status.
+struct job_count {
+  std::string pipeline_name;
+  job_status status = job_status::pending;
+  int64_t n = 0;
 };
 
 /// A worker as registered.
@@ -138,6 +162,35 @@ struct job_logs_page {
   std::vector<log_line> lines;
   int64_t dropped_lines = 0;
   int64_t dropped_bytes = 0;
+};
+
+/// One event of the job event stream (migration 0006): a status change
+/// (`job_events`), an output line (`job_logs`), or a progress report or
+/// completion marker (`job_signals`). The ids of all three share one
+/// sequence, so they order the events of a job and of the whole system.
+struct stream_event {
+  enum class kind : uint8_t { status, log, progress, complete };
+  int64_t id = 0;
+  kind type = kind::status;
+  std::string job_id;
+  micros at = 0;
+  int32_t attempt = 0;
+  /// status, complete: the status reached; log, progress: the job's status
+  /// when read.
+  std::string status;
+  /// status only.
+  std::optional<std::string> from_status;
+  std::optional<std::string> worker_id;
+  std::optional<std::string> message;
+  /// log only.
+  std::string stream;
+  std::string line;
+  /// progress only.
+  int64_t completed = 0;
+  int64_t total = 0;
+  /// Of the job, when read.
+  std::string pipeline_name;
+  std::optional<std::string> error_message;
 };
 
 /// All SQL of orch, over one PostgreSQL connection. Not thread-safe: one
@@ -188,8 +241,10 @@ public:
   /// Returns running jobs whose lease lapsed to pending (or fails them
   /// with "worker lost" when no attempts are left, or cancels them when a
   /// cancel was requested). Rows are locked SKIP LOCKED, so concurrent
-  /// reapers never reap a job twice. Returns the reaped job ids.
-  caf::expected<std::vector<std::string>> reap(size_t limit);
+  /// reapers never reap a job twice. Returns the reaped job ids; `rows`,
+  /// when given, receives each reaped job's new state.
+  caf::expected<std::vector<std::string>>
+  reap(size_t limit, std::vector<transition_row>* rows = nullptr);
 
   /// Takes over attempts a re-registering worker still runs: those whose
   /// attempt still owns its running job get a fresh lease and are returned;
@@ -205,6 +260,14 @@ public:
 
   /// Hands back every pending claim of `scheduler_id`.
   caf::error release_claims(const std::string& scheduler_id);
+
+  /// Counts jobs by pipeline and status from the counters of migration
+  /// 0004 (job_counts plus the uncompacted deltas; no scan of jobs).
+  caf::expected<std::vector<job_count>> count_jobs();
+
+  /// Connections opened again after one was lost, by every store of this
+  /// process.
+  static uint64_t reconnects();
 
   /// Returns one job, or `not_found`.
   caf::expected<job> get_job(const std::string& id);
@@ -230,6 +293,15 @@ public:
   /// `stream`), oldest first; `not_found` for an unknown job.
   caf::expected<job_logs_page> get_logs(const std::string& id, int64_t tail,
                                         const std::optional<std::string>& stream);
+  /// Returns up to `limit` ids of stream events after `after`, in order.
+  caf::expected<std::vector<int64_t>> stream_ids(int64_t after, size_t limit);
+  /// Returns up to `limit` stream events with `after < id <= upto`, in id
+  /// order; of one job when `job_id` is set.
+  caf::expected<std::vector<stream_event>>
+  stream_events(int64_t after, int64_t upto,
+                const std::optional<std::string>& job_id, size_t limit);
+  /// The highest stream event id committed so far (0 when none).
+  caf::expected<int64_t> stream_head();
   /// Stores the catalog in `pipelines` (max_concurrent is enforced from
   /// there) and removes pipelines it no longer lists.
   caf::error sync_pipelines(const catalog& cat);
@@ -273,6 +345,8 @@ private:
 
   std::string url_;
   std::unique_ptr<connection_holder> conn_;
+  /// Whether a connection was open before (the next one is a reconnect).
+  bool connected_before_ = false;
   std::chrono::milliseconds lease_ttl_;
 };
 

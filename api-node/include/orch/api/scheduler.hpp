@@ -12,6 +12,8 @@
 
 namespace orch::api {
 
+class api_metrics;
+
 /// What the rest of the api-node may observe of its scheduler.
 struct scheduler_probe {
   /// True while the scheduler actor runs.
@@ -22,6 +24,10 @@ struct scheduler_probe {
   std::atomic<bool> draining{false};
   /// HTTP requests accepted and not yet answered.
   std::atomic<int64_t> requests_in_flight{0};
+  /// Open event streams (SSE): incremented when a stream starts and
+  /// decremented when it ends, by whoever serves them; GET /metrics shows
+  /// it as the `sse_clients` gauge.
+  std::atomic<int64_t> sse_clients{0};
 };
 
 struct scheduler_config {
@@ -33,6 +39,8 @@ struct scheduler_config {
   std::chrono::milliseconds lease_ttl{20000};
   /// The pipeline catalog: executor settings sent with each assignment.
   std::shared_ptr<const catalog> pipelines;
+  /// Counts committed starts and terminal transitions (may be null).
+  std::shared_ptr<api_metrics> metrics;
 };
 
 /// Spawns the scheduler: a detached actor with its own PostgreSQL connection.

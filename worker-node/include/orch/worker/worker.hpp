@@ -1,5 +1,6 @@
 #pragma once
 
+#include "orch/metrics.hpp"
 #include "orch/worker/mock_executor.hpp"
 
 #include <caf/actor.hpp>
@@ -7,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,23 @@ namespace orch::worker {
 struct scheduler_address {
   std::string host;
   uint16_t port = 4242;
+};
+
+/// A worker-node's metrics, served on its own METRICS_PORT. Updated by the
+/// worker actor; read by the metrics server's thread.
+struct worker_metrics {
+  explicit worker_metrics(uint32_t slots);
+
+  metrics::registry registry;
+  /// Jobs running now, by executor.
+  metrics::family<metrics::gauge>& running;
+  /// Attempts that ended here, by executor and outcome (completed, failed,
+  /// cancelled, released).
+  metrics::family<metrics::counter>& jobs;
+  /// Failed attempts by executor and reason: exec_failed (could not
+  /// start), nonzero_exit (the run failed; a failing mock run counts here),
+  /// timeout, killed (a signal the worker did not send).
+  metrics::family<metrics::counter>& failures;
 };
 
 struct worker_config {
@@ -36,6 +55,8 @@ struct worker_config {
   std::string work_root = "/tmp/orch-work";
   /// Work directories of jobs not running here are removed after this.
   std::chrono::milliseconds work_retention{72LL * 3600 * 1000};
+  /// Where the worker counts its jobs (may be null).
+  std::shared_ptr<worker_metrics> metrics;
 };
 
 /// Parses "host", "host:port" or a comma-separated list of them; entries
