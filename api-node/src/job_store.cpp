@@ -566,7 +566,9 @@ caf::expected<std::vector<job_count>> job_store::count_jobs() {
         " pipeline_name, status, n FROM job_counts UNION ALL SELECT"
         " pipeline_name, status, delta FROM job_count_deltas) c"
         " GROUP BY pipeline_name, status";
-    auto& name = prepared("count_jobs", sql);
+    // A named string: prepared() returns a reference to its argument.
+    static const std::string name = "count_jobs";
+    prepared(name, sql);
     pqxx::nontransaction tx{conn()};
     auto r = tx.exec_prepared(name);
     std::vector<job_count> out;

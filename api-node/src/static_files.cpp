@@ -127,7 +127,9 @@ std::string static_media_type(std::string_view name) {
     {".txt", "text/plain; charset=utf-8"},
   };
   auto dot = name.rfind('.');
-  if (dot != std::string_view::npos) {
+  if (dot == std::string_view::npos)
+    return "text/plain; charset=utf-8"; // LICENSE, NOTICE
+  {
     std::string ext{name.substr(dot)};
     std::transform(ext.begin(), ext.end(), ext.begin(),
                    [](unsigned char c) { return std::tolower(c); });

@@ -94,6 +94,13 @@ function startWatchdog() {
 
 // -- helpers --------------------------------------------------------------------
 
+// An error that ends a waitFor at once (a process died).
+function fatal(msg) {
+  const e = new Error(msg);
+  e.fatal = true;
+  return e;
+}
+
 async function waitFor(cond, ms, what) {
   const deadline = Date.now() + ms;
   let last;
@@ -102,6 +109,7 @@ async function waitFor(cond, ms, what) {
       const v = await cond();
       if (v) return v;
     } catch (e) {
+      if (e.fatal) throw e;
       last = e;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ": " + last.message : ""}`);
@@ -125,7 +133,10 @@ function start(name, bin, env) {
   const logFile = join(tmp, `${name}.log`);
   const fd = openSync(logFile, "a");
   const child = spawn(bin, [], { env: { PATH: process.env.PATH, ...env }, stdio: ["ignore", fd, fd], cwd: tmp });
-  child.on("error", (e) => log(`${name}: ${e.message}`));
+  child.on("error", (e) => {
+    child.failure = e.message;
+    log(`${name}: ${e.message}`);
+  });
   children.push({ child, name, logFile });
   appendFileSync(join(tmp, "pids"), `${child.pid}\n`);
   return child;
@@ -198,13 +209,13 @@ async function startSystem() {
   });
   await waitFor(
     async () => {
-      if (api.exitCode !== null) throw new Error(`api-node exited:\n${tail(children[0].logFile)}`);
+      if (api.failure || api.exitCode !== null) throw fatal(`api-node exited:\n${tail(children[0].logFile)}`);
       return (await http("GET", "/ready")).status === 200;
     },
     60000,
     "GET /ready"
   );
-  start("worker-node", workerBin, {
+  const worker = start("worker-node", workerBin, {
     SCHEDULER_HOST: "127.0.0.1",
     SCHEDULER_PORT: String(schedPort),
     WORKER_ID: "browser-w1",
@@ -212,11 +223,15 @@ async function startSystem() {
     MOCK_MIN_SECONDS: "2",
     MOCK_MAX_SECONDS: "3",
     MOCK_SUCCESS_RATE: "1",
+    METRICS_PORT: "0",
     WORK_ROOT: join(tmp, "work"),
     LOG_LEVEL: "info",
   });
   await waitFor(
-    async () => ((await http("GET", "/workers")).json?.workers || []).some((w) => w.id === "browser-w1"),
+    async () => {
+      if (worker.failure || worker.exitCode !== null) throw fatal(`worker-node did not start: ${worker.failure || tail(children[1].logFile)}`);
+      return ((await http("GET", "/workers")).json?.workers || []).some((w) => w.id === "browser-w1");
+    },
     30000,
     "the worker to register"
   );
@@ -238,8 +253,14 @@ async function main() {
     if (!u.startsWith(base + "/") && !u.startsWith("data:")) foreign.push(u);
   });
   page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  // Failed requests are checked one by one below; only the bad
+  // submissions of the form may fail (422).
   page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`console: ${m.text()}`);
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) errors.push(`console: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    const expected = r.status() === 422 && r.request().method() === "POST" && r.url() === base + "/jobs";
+    if (r.status() >= 400 && !expected) errors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`);
   });
   page.on("dialog", (d) => {
     errors.push(`a dialog opened: ${d.message()}`);
@@ -299,7 +320,8 @@ async function main() {
     await wait(() => document.querySelector('#f-problem-errors li[data-field="parameters"]'), null, 5000, "a parameters error");
   });
 
-  const description = 'browser test <img src=x onerror="alert(1)"> <b>bold</b>';
+  // Markup in user data must show as text: no <b> or <img> element may appear.
+  const description = 'sample S1 <b>not bold</b> <img src=x onerror="alert(1)">';
   let jobId;
   await step("a job submitted through the form goes pending -> running -> completed live", async () => {
     await page.fill("#f-pipeline", "mock");
@@ -319,7 +341,7 @@ async function main() {
     assert.equal(await page.evaluate(() => window.__notReloaded), true, "the page reloaded");
     const shown = await page.textContent(`#jobs tr[data-job-id="${jobId}"] td.desc`);
     assert.equal(shown, description, "the description is shown as text");
-    assert.equal(await page.locator("#jobs img").count(), 0, "markup from a description became an element");
+    assert.equal(await page.locator("#jobs td.desc *").count(), 0, "markup from a description became an element");
     await wait(() => Number(document.querySelector('[data-count="completed"]')?.textContent.replace(/,/g, "")) >= 2, null, 15000,
       "the chart to count both completed jobs");
   });
@@ -363,6 +385,26 @@ async function main() {
     assert.equal(await page.isHidden("#d-cancel"), true);
     const again = await http("POST", `/jobs/${running}/cancel`);
     assert.equal(again.status, 409);
+  });
+
+  await step("static files: media types, ETag revalidation, 404 for other names", async () => {
+    for (const [path, type] of [
+      ["/ui", "text/html"],
+      ["/ui/app.js", "text/javascript"],
+      ["/ui/app.css", "text/css"],
+      ["/docs", "text/html"],
+      ["/docs/init.js", "text/javascript"],
+    ]) {
+      const r = await http("GET", path);
+      assert.equal(r.status, 200, path);
+      assert.ok(r.headers.get("content-type").startsWith(type), `${path}: ${r.headers.get("content-type")}`);
+      assert.equal(r.headers.get("cache-control"), "no-cache", path);
+      const again = await fetch(base + path, { headers: { "If-None-Match": r.headers.get("etag") } });
+      assert.equal(again.status, 304, path);
+    }
+    for (const path of ["/ui/missing.js", "/ui/..%2F..%2Fetc%2Fpasswd", "/docs/.stamp", "/docs/..%2Fopenapi.json"])
+      assert.equal((await http("GET", path)).status, 404, path);
+    assert.equal((await http("POST", "/ui")).status, 405);
   });
 
   await step("GET /docs renders the OpenAPI document offline", async () => {

@@ -556,7 +556,7 @@
         { "data-worker-id": w.id },
         el("td", { class: "mono", text: w.id }),
         el("td", { text: w.host }),
-        el("td", { text: execs }),
+        el("td", { class: "wrap", text: execs }),
         el("td", {}, el("span", { class: "slots" }, bar, el("span", { text: `${w.running || 0}/${w.slots || 0}` })))
       );
     });
