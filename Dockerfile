@@ -94,10 +94,13 @@ ENTRYPOINT ["/usr/local/bin/orch-entrypoint", "/usr/local/bin/api-node"]
 FROM runtime AS worker-node
 COPY --from=build /src/build/worker-node/worker-node /usr/local/bin/worker-node
 ENV SCHEDULER_HOST=api-node \
-    SCHEDULER_PORT=4242
-# A worker serves no port of its own: it dials the api-node's scheduler.
-# Its liveness is the scheduler's business (CAF heartbeats), so no
-# HEALTHCHECK here.
+    SCHEDULER_PORT=4242 \
+    METRICS_HOST=0.0.0.0 \
+    METRICS_PORT=9090
+# A worker dials the api-node's scheduler; the only port it serves is its
+# Prometheus GET /metrics (METRICS_PORT; "off" disables it). Its liveness is
+# the scheduler's business (CAF heartbeats), so no HEALTHCHECK here.
+EXPOSE 9090
 HEALTHCHECK NONE
 ENTRYPOINT ["/usr/local/bin/orch-entrypoint", "/usr/local/bin/worker-node"]
 

@@ -101,6 +101,7 @@ start api-node env DATABASE_URL="$url" HTTP_HOST=127.0.0.1 \
 for i in 1 2; do
   start "worker-$i" env SCHEDULER_HOST=127.0.0.1 SCHEDULER_PORT="$sched_port" \
     WORKER_ID="worker-$i" WORKER_SLOTS="${WORKER_SLOTS:-2}" \
+    METRICS_HOST=127.0.0.1 METRICS_PORT=0 \
     WORK_ROOT="$work_root" "$worker_bin"
 done
 
@@ -128,6 +129,7 @@ cat <<EOT
 
 orch is running.
   API:        $api  (GET /ready answers 200)
+  dashboard:  $api/ui   API docs: $api/docs
   scheduler:  127.0.0.1:$sched_port (CAF), workers worker-1 and worker-2
   database:   $url
               scripts/pg.sh psql   opens psql on it

@@ -6,8 +6,9 @@
 #     checks that the harness works and that every job ends in exactly one
 #     terminal state, never the performance targets),
 #  4. CTest: unit tests, store tests against a throwaway PostgreSQL the tests
-#     start themselves, and integration tests with real api-node and
-#     worker-node processes.
+#     start themselves, integration tests with real api-node and
+#     worker-node processes, and the dashboard's browser test (chromium,
+#     label browser).
 # Extra arguments go to ctest (e.g. -L unit, -L integration, -R cancel).
 # Settings: ORCH_TEST_JOBS (parallel tests, default 2); ORCH_SKIP_DEPLOY_CHECKS=1,
 # ORCH_SKIP_FUZZ=1 or ORCH_SKIP_BENCH=1 skip a step. A JUnit report is written to

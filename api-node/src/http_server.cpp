@@ -178,6 +178,28 @@ bool is_json_content(const Http::Request& req) {
              && str.compare(str.size() - 5, 5, "+json") == 0);
 }
 
+// Marks a connection whose socket was handed to the SSE hub (peer data
+// under this key). From then on Pistache must neither read requests from it
+// nor time it out; see `hold_for_hub`.
+constexpr const char* sse_mark_key = "orch.sse";
+struct sse_mark {
+  bool held = false;
+};
+
+// Pistache 0.0.5 answers 408 on, and closes, a connection whose parser has
+// waited for a request line longer than the header timeout; after a
+// request it resets the parser to that state. For a connection the hub
+// streams on, we park the parser in the body step of a request that never
+// completes: Pistache never times that step out, and the screening handler
+// drops all further input of the connection, so it never completes.
+void hold_for_hub(const std::shared_ptr<Tcp::Peer>& peer) {
+  static constexpr char head[]
+    = "GET /.orch-sse-hold HTTP/1.1\r\nContent-Length: 1\r\n\r\n";
+  auto parser = Http::Handler::getParser(peer);
+  if (parser && parser->feed(head, sizeof(head) - 1))
+    parser->parse();
+}
+
 // Splits a comma-separated query parameter; an empty or missing one gives
 // no items.
 std::vector<std::string> comma_list(const Http::Request& req,
@@ -595,7 +617,8 @@ struct http_server::impl {
       return;
     std::vector<std::vector<std::string>> paths;
     try {
-      for (auto& [path, ops] : json::parse(openapi_document())["paths"].items())
+      auto doc = json::parse(openapi_document());
+      for (auto& [path, ops] : doc.at("paths").items())
         paths.push_back(split_path(path));
     } catch (const json::exception&) {
       // No document: the labels keep the router's form.
@@ -1092,7 +1115,9 @@ struct http_server::impl {
     if (auto err = ctx.events->attach(fd, std::move(sub))) {
       ::close(fd);
       send_problem(w, err);
+      return;
     }
+    peer->putData(sse_mark_key, std::make_shared<sse_mark>());
   }
 
   void list_jobs(const Http::Request& req, Http::ResponseWriter& w) {
@@ -1259,6 +1284,11 @@ public:
   void onInput(const char* buffer, size_t len,
                const std::shared_ptr<Tcp::Peer>& peer) override {
     bind();
+    // A connection the SSE hub streams on reads nothing more.
+    auto mark = std::static_pointer_cast<sse_mark>(
+      peer->tryGetData(sse_mark_key));
+    if (mark && mark->held)
+      return;
     auto screen = std::static_pointer_cast<request_screen>(
       peer->tryGetData("orch.screen"));
     if (!screen) {
@@ -1269,6 +1299,12 @@ public:
     if (!bytes.empty())
       static_cast<Tcp::Handler&>(*inner_).onInput(bytes.data(), bytes.size(),
                                                   peer);
+    // The request just handled was handed to the SSE hub.
+    mark = std::static_pointer_cast<sse_mark>(peer->tryGetData(sse_mark_key));
+    if (mark && !mark->held) {
+      hold_for_hub(peer);
+      mark->held = true;
+    }
   }
 
 private:

@@ -19,7 +19,12 @@ and `report` turns them into the results JSON and the table. Subcommands:
     wait-workers BASE N SECONDS    wait until GET /workers lists N workers
     wait-quiet PREFIX MAX CORES    wait until the machine is nearly idle
     follow-cursor BASE PATH PAGES  print the path of page PAGES+1
-    idle BASE N OUT                submit N jobs one at a time (idle latency)
+    idle BASE N OUT [PIPELINE]     submit N jobs one at a time (idle latency)
+    submit BASE N PIPELINE MS      submit N mock jobs of MS ms, print their ids
+    cancel BASE IDS_FILE           cancel the jobs listed in IDS_FILE
+    sse-expect PREFIX IDS_FILE     facts: count and digest of completed jobs
+    sse-summary FACTS RUN ROUNDS   facts: the sse measure, with and without
+                                   clients, from the per-phase facts and files
     latency PREFIX SAMPLES TIMES   facts: idle dispatch latency percentiles
     dist PREFIX UNIT FILE          facts: p50/p90/p99/max of one number a line
     report FACTS RESULTS_DIR STAMP MODE [--strict]
@@ -339,7 +344,7 @@ def cmd_follow_cursor(base, path, pages):
     print(path)
 
 
-def cmd_idle(base, n, out):
+def cmd_idle(base, n, out, pipeline="bench"):
     """Submits N jobs one at a time to an idle system. After each 2xx it
     records the wall clock (microseconds since the epoch, the clock the
     worker stamps started_at with), then waits until the job is finished
@@ -348,7 +353,7 @@ def cmd_idle(base, n, out):
     PostgreSQL (GET /jobs has only millisecond timestamps)."""
     host, port = split_base(base)
     c = http.client.HTTPConnection(host, port, timeout=10)
-    body = json.dumps({"pipeline_name": "bench",
+    body = json.dumps({"pipeline_name": pipeline,
                        "parameters": {"mock_duration_ms": 0,
                                       "mock_fail": False}})
     headers = {"Content-Type": "application/json"}

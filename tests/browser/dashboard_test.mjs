@@ -12,7 +12,9 @@
 //    markup in a description is shown as text, never run.
 // 4. The job's page shows its events, log lines and full progress; a long
 //    job is cancelled with the cancel button.
-// 5. Screenshots go to OUT_DIR (and to docs/img when UPDATE_DOCS_SCREENSHOTS=1).
+// 5. The static files have their media types, revalidate with ETags, and
+//    no other name is served; /docs renders.
+// 6. Screenshots go to OUT_DIR (and to docs/img when UPDATE_DOCS_SCREENSHOTS=1).
 //
 // Usage: node dashboard_test.mjs API_NODE_BIN WORKER_NODE_BIN [OUT_DIR]
 // Every wait is a condition with a deadline; nothing sleeps a fixed time.
@@ -271,14 +273,6 @@ async function main() {
       throw new Error(`${what}: ${e.message.split("\n")[0]}`);
     });
 
-  // A blocker holds the only slot, so the form's job stays pending first.
-  const blocker = await http("POST", "/jobs", {
-    pipeline_name: "mock",
-    parameters: { mock_duration_ms: 3000 },
-    description: "blocker",
-  });
-  assert.equal(blocker.status, 201, blocker.text);
-
   await step("GET /ui loads, and updates arrive as Server-Sent Events", async () => {
     const res = await page.goto(base + "/ui");
     assert.equal(res.status(), 200);
@@ -324,6 +318,14 @@ async function main() {
   const description = 'sample S1 <b>not bold</b> <img src=x onerror="alert(1)">';
   let jobId;
   await step("a job submitted through the form goes pending -> running -> completed live", async () => {
+    // A blocker holds the only slot, so the form's job is pending first.
+    const blocker = await http("POST", "/jobs", {
+      pipeline_name: "mock",
+      parameters: { mock_duration_ms: 3000 },
+      description: "blocker",
+    });
+    assert.equal(blocker.status, 201, blocker.text);
+    await waitFor(async () => (await http("GET", `/jobs/${blocker.json.id}`)).json?.status === "running", 20000, "the blocker to run");
     await page.fill("#f-pipeline", "mock");
     await page.fill("#f-parameters", JSON.stringify({ sample: "S1", mock_duration_ms: 2500 }));
     await page.fill("#f-priority", "5");
