@@ -179,8 +179,8 @@ struct job_store::connection_holder {
   std::set<std::string> prepared;
 };
 
-const std::string& job_store::prepared(const std::string& name,
-                                       const std::string& sql) {
+std::string job_store::prepared(const std::string& name,
+                                const std::string& sql) {
   auto& holder = (conn(), *conn_);
   if (holder.prepared.insert(name).second)
     holder.c.prepare(name, sql);
@@ -566,9 +566,7 @@ caf::expected<std::vector<job_count>> job_store::count_jobs() {
         " pipeline_name, status, n FROM job_counts UNION ALL SELECT"
         " pipeline_name, status, delta FROM job_count_deltas) c"
         " GROUP BY pipeline_name, status";
-    // A named string: prepared() returns a reference to its argument.
-    static const std::string name = "count_jobs";
-    prepared(name, sql);
+    auto name = prepared("count_jobs", sql);
     pqxx::nontransaction tx{conn()};
     auto r = tx.exec_prepared(name);
     std::vector<job_count> out;
@@ -585,7 +583,7 @@ caf::expected<job> job_store::get_job(const std::string& id) {
     // One statement: autocommit saves the BEGIN and COMMIT round trips.
     static const std::string sql = std::string{"SELECT "} + job_columns
                                    + " FROM jobs WHERE id = $1::uuid";
-    auto& name = prepared("get_job", sql);
+    auto name = prepared("get_job", sql);
     pqxx::nontransaction tx{conn()};
     auto r = tx.exec_prepared(name, id);
     if (r.empty())
@@ -624,7 +622,7 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
                                                       : 2)
                    + (filter.pipeline_name ? "p" : "")
                    + (filter.before_seq ? "c" : "");
-    auto& rows_stmt = prepared("list_jobs_" + variant,
+    auto rows_stmt = prepared("list_jobs_" + variant,
                                std::string{"SELECT "} + job_columns
                                  + " FROM jobs" + page_where
                                  + " ORDER BY seq DESC LIMIT $4");
@@ -638,7 +636,7 @@ caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
       count_where += " AND status = ANY($1::text[])";
     if (filter.pipeline_name)
       count_where += " AND pipeline_name = $2";
-    auto& count_stmt = prepared(
+    auto count_stmt = prepared(
       "count_jobs_" + variant,
       "SELECT coalesce(sum(n), 0)::bigint FROM (SELECT pipeline_name, status,"
       " n FROM job_counts UNION ALL SELECT pipeline_name, status, delta"
@@ -1070,7 +1068,7 @@ caf::expected<std::vector<int64_t>> job_store::stream_ids(int64_t after,
         " LIMIT $2) UNION ALL (SELECT id FROM job_logs WHERE id > $1 ORDER BY"
         " id LIMIT $2) UNION ALL (SELECT id FROM job_signals WHERE id > $1"
         " ORDER BY id LIMIT $2)) x ORDER BY id LIMIT $2";
-    auto& name = prepared("stream_ids", sql);
+    auto name = prepared("stream_ids", sql);
     pqxx::read_transaction tx{conn()};
     auto r = tx.exec_prepared(name, after, static_cast<int64_t>(limit));
     std::vector<int64_t> out;

@@ -273,6 +273,7 @@ int run_node(int argc, char** argv) {
   scfg.poll_interval = std::chrono::milliseconds{*stream_poll};
   raise_fd_limit(scfg.max_clients);
   sse_hub events{scfg, url};
+  events.count_clients_in(probe->sse_clients);
   if (auto err = events.start()) {
     caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
     return fail(err);

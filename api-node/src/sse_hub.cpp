@@ -167,7 +167,9 @@ struct group {
 struct sse_hub::impl {
   sse_config cfg;
   std::string database_url;
-  std::atomic<int64_t> n_clients{0};
+  std::atomic<int64_t> own_clients{0};
+  /// Streams open now (own_clients, or a counter the owner shows).
+  std::atomic<int64_t>* n_clients = &own_clients;
   std::atomic<int64_t> cursor_{0};
   std::atomic<bool> running{false};
   int epfd = -1;
@@ -218,7 +220,7 @@ struct sse_hub::impl {
       spdlog::warn("SSE: cannot watch a stream: {}", std::strerror(errno));
       ::shutdown(fd, SHUT_RDWR);
       ::close(fd);
-      --n_clients;
+      --*n_clients;
       return;
     }
     auto* raw = c.get();
@@ -273,7 +275,7 @@ struct sse_hub::impl {
     auto fd = c.fd;
     ::shutdown(fd, SHUT_RDWR);
     ::close(fd);
-    --n_clients;
+    --*n_clients;
     clients.erase(fd); // destroys c
   }
 
@@ -620,7 +622,7 @@ void sse_hub::stop() {
     for (auto& [fd, sub] : d.incoming) {
       ::shutdown(fd, SHUT_RDWR);
       ::close(fd);
-      --d.n_clients;
+      --*d.n_clients;
     }
     d.incoming.clear();
   }
@@ -635,8 +637,8 @@ caf::error sse_hub::attach(int fd, sse_subscription sub) {
   auto& d = *impl_;
   if (!d.running)
     return make_error(ec::unavailable, "the event stream is shutting down");
-  if (++d.n_clients > static_cast<int64_t>(d.cfg.max_clients)) {
-    --d.n_clients;
+  if (++*d.n_clients > static_cast<int64_t>(d.cfg.max_clients)) {
+    --*d.n_clients;
     return make_error(ec::unavailable,
                       "too many event streams on this api-node (at most "
                         + std::to_string(d.cfg.max_clients) + ")");
@@ -651,7 +653,11 @@ caf::error sse_hub::attach(int fd, sse_subscription sub) {
 }
 
 int64_t sse_hub::clients() const {
-  return impl_->n_clients;
+  return *impl_->n_clients;
+}
+
+void sse_hub::count_clients_in(std::atomic<int64_t>& counter) {
+  impl_->n_clients = &counter;
 }
 
 int64_t sse_hub::cursor() const {

@@ -421,6 +421,214 @@ def cmd_dist(prefix, unit, path):
     dist_facts(prefix, unit, xs)
 
 
+# -- sse: event-stream clients against dispatch ------------------------------
+
+
+def cmd_submit(base, n, pipeline, duration_ms):
+    """Submits N mock jobs of DURATION_MS and prints their ids."""
+    host, port = split_base(base)
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    body = json.dumps({"pipeline_name": pipeline,
+                       "parameters": {"mock_duration_ms": int(duration_ms),
+                                      "mock_fail": False}})
+    for _ in range(int(n)):
+        c.request("POST", "/jobs", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        if r.status != 201:
+            sys.exit(f"submit: POST /jobs answered {r.status}: {data!r}")
+        print(json.loads(data)["id"])
+
+
+def cmd_cancel(base, ids_file):
+    host, port = split_base(base)
+    c = http.client.HTTPConnection(host, port, timeout=10)
+    with open(ids_file) as f:
+        for job_id in f.read().split():
+            c.request("POST", f"/jobs/{job_id}/cancel", "",
+                      {"Content-Type": "application/json"})
+            r = c.getresponse()
+            r.read()
+            if r.status >= 300 and r.status != 409:
+                sys.exit(f"cancel: {job_id} answered {r.status}")
+
+
+def fnv1a64(text):
+    h = 1469598103934665603
+    for b in text.encode():
+        h ^= b
+        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def cmd_sse_expect(prefix, ids_file):
+    """What a firehose client should have counted: the jobs PostgreSQL
+    completed (one id a line), as a count and the XOR of their FNV-1a 64
+    hashes, the digest sse-clients computes of the completions it saw."""
+    with open(ids_file) as f:
+        ids = f.read().split()
+    digest = 0
+    for job_id in ids:
+        digest ^= fnv1a64(job_id)
+    fact(f"{prefix}.completions", len(ids), "jobs")
+    fact(f"{prefix}.digest", f"{digest:016x}", "-")
+
+
+def read_idle_latencies(samples, times):
+    resp = {}
+    with open(samples) as f:
+        for line in f:
+            job_id, t = line.split("\t")
+            resp[job_id] = int(t)
+    out = []
+    with open(times) as f:
+        for line in f:
+            job_id, _, started = line.strip().split("|")
+            if job_id in resp and started:
+                out.append((int(started) - resp[job_id]) / 1000)
+    return out
+
+
+def cmd_sse_summary(facts_path, run, rounds):
+    """The sse measure's figures: phases a<r> ran without event-stream
+    clients and b<r> with them, alternating, r = 1..ROUNDS. Samples of the
+    same kind are pooled over the rounds."""
+    facts = load_facts(facts_path)
+    rounds = int(rounds)
+    pooled = {}
+    for kind, letter in (("without", "a"), ("with", "b")):
+        idle, dispatch = [], []
+        for r in range(1, rounds + 1):
+            tag = f"{letter}{r}"
+            xs = read_idle_latencies(f"{run}/sse-{tag}-idle.tsv",
+                                     f"{run}/sse-{tag}-idle-times.txt")
+            idle += xs
+            dist_facts(f"sse.phases.{tag}.idle", "ms", xs)
+            with open(f"{run}/sse-{tag}-dispatch.txt") as f:
+                ys = [float(x) for x in f.read().split()]
+            dispatch += ys
+            dist_facts(f"sse.phases.{tag}.dispatch", "ms", ys)
+        pooled[kind] = {"idle": sorted(idle), "dispatch": sorted(dispatch)}
+        dist_facts(f"sse.idle.{kind}", "ms", idle)
+        dist_facts(f"sse.sustained.{kind}.dispatch", "ms", dispatch)
+
+        def mean_of(name):
+            vs = [val(facts, f"sse.phases.{letter}{r}.{name}")
+                  for r in range(1, rounds + 1)]
+            vs = [v for v in vs if isinstance(v, (int, float))]
+            return round(sum(vs) / len(vs), 3) if vs else None
+
+        def max_of(name):
+            vs = [val(facts, f"sse.phases.{letter}{r}.{name}")
+                  for r in range(1, rounds + 1)]
+            vs = [v for v in vs if isinstance(v, (int, float))]
+            return max(vs) if vs else None
+
+        pooled[kind]["rate"] = mean_of("rate.throughput")
+        fact(f"sse.sustained.{kind}.achieved_rate", pooled[kind]["rate"],
+             "req/s")
+        fact(f"sse.api_node_rss.{kind}_streams", max_of("api_node_rss"),
+             "MiB")
+        fact(f"sse.sustained.{kind}.submit_latency_p99",
+             mean_of("rate.latency_p99"), "ms")
+        fact(f"sse.sustained.{kind}.backlog_pending",
+             max_of("backlog_pending"), "jobs")
+        fact(f"sse.sustained.{kind}.non_2xx", max_of("rate.non_2xx"),
+             "responses")
+        for who in ("api_node", "postgres", "workers", "clients", "other"):
+            v = mean_of(f"cpu_rate.{who}.cores")
+            if v is not None:
+                fact(f"sse.cpu.{kind}.{who}.cores", v, "cores")
+            v = mean_of(f"cpu_idle.{who}.cores")
+            if v is not None:
+                fact(f"sse.cpu_idle.{kind}.{who}.cores", v, "cores")
+        v = mean_of("cpu_rate.machine_busy.cores")
+        fact(f"sse.cpu.{kind}.machine_busy.cores", v, "cores")
+        # api-node CPU per job during the sustained rate.
+        secs = [val(facts, f"sse.phases.{letter}{r}.cpu_rate.api_node.cpu")
+                for r in range(1, rounds + 1)]
+        reqs = [val(facts, f"sse.phases.{letter}{r}.rate.requests")
+                for r in range(1, rounds + 1)]
+        if all(isinstance(x, (int, float)) for x in secs + reqs) and sum(reqs):
+            fact(f"sse.cpu.{kind}.api_node_per_job",
+                 round(sum(secs) / sum(reqs) * 1e3, 4), "ms CPU/job")
+
+    def ratio(a, b):
+        return round(a / b, 3) if a is not None and b else None
+
+    within = {}
+    for name, xs_with, xs_without in (
+            ("idle", pooled["with"]["idle"], pooled["without"]["idle"]),
+            ("sustained", pooled["with"]["dispatch"],
+             pooled["without"]["dispatch"])):
+        for label, p in (("p50", 50), ("p99", 99)):
+            r = ratio(percentile(xs_with, p), percentile(xs_without, p))
+            fact(f"sse.{name}.ratio_{label}", r, "x")
+            ok = None if r is None else r <= 1.10
+            fact(f"sse.{name}.{label}_within_10pct", ok, "-")
+            within[f"{name}_{label}"] = ok
+    r = ratio(pooled["without"]["rate"], pooled["with"]["rate"])
+    # Throughput: without / with, so that > 1 means slower with clients.
+    fact("sse.sustained.ratio_throughput_without_to_with", r, "x")
+    within["throughput"] = None if r is None else r <= 1.10
+    fact("sse.sustained.throughput_within_10pct", within["throughput"], "-")
+    fact("sse.within_10pct",
+         all(within[k] is True for k in ("idle_p50", "sustained_p50",
+                                         "throughput")), "-")
+
+    # The clients: every firehose stream must have seen every completion of
+    # its phase exactly once.
+    agg = {}
+    all_saw = True
+    expected_total = 0
+    for r in range(1, rounds + 1):
+        tag = f"b{r}"
+        with open(f"{run}/sse-{tag}-clients.json") as f:
+            rep = json.load(f)
+        for k, v in rep.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                agg[k] = agg.get(k, 0) + v
+        agg["streams"] = rep["streams"]
+        agg["firehose"] = rep["firehose"]
+        agg["job_streams"] = rep["job_streams"]
+        count = val(facts, f"sse.phases.{tag}.expected.completions")
+        digest = val(facts, f"sse.phases.{tag}.expected.digest")
+        expected_total += count or 0
+        matching = sum(n for c, d, n in rep["count_digest_sets"]
+                       if c == count and d == digest)
+        fact(f"sse.phases.{tag}.clients.firehose_saw_all", matching, "streams")
+        fact(f"sse.phases.{tag}.clients.cpu", rep["cpu_s"], "s")
+        fact(f"sse.phases.{tag}.clients.wall", rep["wall_s"], "s")
+        fact(f"sse.phases.{tag}.clients.connect", rep["connect_s"], "s")
+        fact(f"sse.phases.{tag}.clients.events", rep["events"], "events")
+        if matching != rep["firehose"] or rep["open_failures"]:
+            all_saw = False
+    fact("sse.clients.streams", agg.get("streams"), "streams")
+    fact("sse.clients.firehose", agg.get("firehose"), "streams")
+    fact("sse.clients.job_streams", agg.get("job_streams"), "streams")
+    fact("sse.clients.open_failures", agg.get("open_failures", 0), "streams")
+    fact("sse.clients.completions_per_stream", expected_total, "jobs")
+    fact("sse.clients.all_saw_all_completions", all_saw, "-")
+    fact("sse.clients.firehose_disconnected",
+         agg.get("firehose_disconnected", 0), "streams")
+    fact("sse.clients.job_streams_ended_before_complete",
+         agg.get("job_streams_ended_before_complete", 0), "streams")
+    for k, unit in (("events", "events"), ("bytes", "bytes"),
+                    ("status", "events"), ("progress", "events"),
+                    ("log", "events"), ("complete", "events"),
+                    ("comments", "lines"), ("bad_data", "events"),
+                    ("id_regressions", "events")):
+        fact(f"sse.clients.received.{k}", agg.get(k, 0), unit)
+    wall, cpu = agg.get("wall_s"), agg.get("cpu_s")
+    if wall:
+        fact("sse.clients.cpu", round(cpu, 2), "s")
+        fact("sse.clients.cores_over_life", round(cpu / wall, 3), "cores")
+        fact("sse.clients.events_per_s", round(agg.get("events", 0) / wall),
+             "events/s")
+        fact("sse.clients.max_rss", round(agg.get("max_rss_kb", 0) / rounds
+                                          / 1024, 1), "MiB")
+
+
 # -- report ------------------------------------------------------------------
 
 
@@ -465,6 +673,13 @@ TARGETS = [
      "reads.list_failed_page5.latency_p99", "<=", 10),
     ("api-node RSS under load", "footprint.api_node.load_max", "<=", 100),
     ("worker-node RSS", "footprint.worker_node.load_max", "<=", 30),
+    # Issue 6: 500 event-stream clients slow job dispatch by at most 10%.
+    ("SSE clients: idle dispatch p50, with / without", "sse.idle.ratio_p50",
+     "<=", 1.10),
+    ("SSE clients: sustained dispatch p50, with / without",
+     "sse.sustained.ratio_p50", "<=", 1.10),
+    ("SSE clients: sustained rate, without / with",
+     "sse.sustained.ratio_throughput_without_to_with", "<=", 1.10),
 ]
 
 # (section, label, fact)
@@ -539,6 +754,46 @@ TABLE = [
      "footprint.worker_node.load1"),
     ("6 footprint", "worker-node load 2 (sustained)",
      "footprint.worker_node.load2"),
+    ("7 sse", "event streams open (with)", "sse.clients.streams"),
+    ("7 sse", "  of which firehose", "sse.clients.firehose"),
+    ("7 sse", "  of which per-job", "sse.clients.job_streams"),
+    ("7 sse", "idle 2xx -> started_at p50, no streams", "sse.idle.without.p50"),
+    ("7 sse", "  with streams", "sse.idle.with.p50"),
+    ("7 sse", "  ratio with / without", "sse.idle.ratio_p50"),
+    ("7 sse", "idle 2xx -> started_at p99, no streams", "sse.idle.without.p99"),
+    ("7 sse", "  with streams", "sse.idle.with.p99"),
+    ("7 sse", "  ratio with / without", "sse.idle.ratio_p99"),
+    ("7 sse", "sustained: achieved rate, no streams",
+     "sse.sustained.without.achieved_rate"),
+    ("7 sse", "  with streams", "sse.sustained.with.achieved_rate"),
+    ("7 sse", "  submit -> start p50, no streams",
+     "sse.sustained.without.dispatch.p50"),
+    ("7 sse", "  with streams", "sse.sustained.with.dispatch.p50"),
+    ("7 sse", "  ratio with / without", "sse.sustained.ratio_p50"),
+    ("7 sse", "  submit -> start p99, no streams",
+     "sse.sustained.without.dispatch.p99"),
+    ("7 sse", "  with streams", "sse.sustained.with.dispatch.p99"),
+    ("7 sse", "  ratio with / without", "sse.sustained.ratio_p99"),
+    ("7 sse", "  backlog at end, with streams",
+     "sse.sustained.with.backlog_pending"),
+    ("7 sse", "api-node CPU, sustained, no streams",
+     "sse.cpu.without.api_node.cores"),
+    ("7 sse", "  with streams", "sse.cpu.with.api_node.cores"),
+    ("7 sse", "  per job, no streams", "sse.cpu.without.api_node_per_job"),
+    ("7 sse", "  per job, with streams", "sse.cpu.with.api_node_per_job"),
+    ("7 sse", "clients CPU (sustained)", "sse.cpu.with.clients.cores"),
+    ("7 sse", "other processes CPU (sustained, with)",
+     "sse.cpu.with.other.cores"),
+    ("7 sse", "api-node RSS, streams open", "sse.api_node_rss.with_streams"),
+    ("7 sse", "api-node peak RSS", "sse.api_node_rss.peak"),
+    ("7 sse", "events received by the clients", "sse.clients.received.events"),
+    ("7 sse", "all streams saw all completions",
+     "sse.clients.all_saw_all_completions"),
+    ("7 sse", "  completions per firehose stream",
+     "sse.clients.completions_per_stream"),
+    ("7 sse", "streams disconnected (too slow)",
+     "sse.clients.firehose_disconnected"),
+    ("7 sse", "dispatch within 10% (p50s, rate)", "sse.within_10pct"),
 ]
 
 
@@ -690,7 +945,7 @@ def cmd_report(facts_path, results_dir, stamp, mode, *flags):
     for sec, label, value in rows:
         print(f"{sec:<{w0}}  {label:<{w1}}  {value}")
     print()
-    print("targets (issue 4)" + (" - not checked in --quick"
+    print("targets (issues 4 and 6)" + (" - not checked in --quick"
                                  if mode == "quick" else ""))
     for t in targets:
         met = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
@@ -737,7 +992,7 @@ def cmd_markdown(results):
         section = sec
         print(f"| {shown} | {label.strip()} | {fmt(facts[name])} |")
     print()
-    print("| target (issue 4) | threshold | measured | met |")
+    print("| target (issues 4 and 6) | threshold | measured | met |")
     print("|---|---|---|---|")
     for t in doc.get("targets", []):
         th = t["threshold"]

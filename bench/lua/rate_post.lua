@@ -20,7 +20,8 @@ end
 wrk.method = "POST"
 wrk.path = "/jobs"
 wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"pipeline_name":"bench","parameters":{"mock_duration_ms":0,"mock_fail":false}}'
+wrk.body = '{"pipeline_name":"' .. (os.getenv("BENCH_PIPELINE") or "bench")
+  .. '","parameters":{"mock_duration_ms":0,"mock_fail":false}}'
 
 local threads = tonumber(os.getenv("BENCH_THREADS") or "1")
 local interval_ms = 1000 / (tonumber(os.getenv("BENCH_RATE")) / threads)

@@ -4,7 +4,8 @@
 //   sse-clients --port P [--host 127.0.0.1]
 //               [--firehose N] [--firehose-path PATH]
 //               [--jobs FILE]            one per-job stream per id in FILE
-//               [--count-pipeline NAME]  completions counted for this one
+//               [--count-pipeline PREFIX] completions counted: of the
+//                                        pipelines named PREFIX...
 //               --ready FILE --out FILE
 //
 // It opens the streams (at most 64 connects in flight), writes FILE given to
@@ -31,6 +32,7 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -139,7 +141,7 @@ void dispatch(stream& s, const options& opt) {
     if (!s.firehose && job == s.job_id)
       s.saw_own_complete = true;
     if (s.firehose && !opt.count_pipeline.empty()
-        && field(d, "pipeline_name") == opt.count_pipeline
+        && field(d, "pipeline_name").rfind(opt.count_pipeline, 0) == 0
         && field(d, "status") == "completed") {
       ++s.counted_completes;
       s.digest ^= fnv1a(job);

@@ -339,7 +339,7 @@ private:
   /// Declares `sql` as prepared statement `name` on the current connection
   /// (once per connection) and returns `name`. Saves the planning of
   /// frequent reads, which costs more than executing them.
-  const std::string& prepared(const std::string& name, const std::string& sql);
+  std::string prepared(const std::string& name, const std::string& sql);
 
   struct connection_holder;
 

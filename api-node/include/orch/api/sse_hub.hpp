@@ -127,6 +127,10 @@ public:
   /// Streams open now.
   int64_t clients() const;
 
+  /// Keeps the number of open streams in `counter` (e.g. the one GET
+  /// /metrics shows as `sse_clients`). Call before `start`.
+  void count_clients_in(std::atomic<int64_t>& counter);
+
   /// The hub's read position (for tests and diagnostics).
   int64_t cursor() const;
 
