@@ -438,8 +438,18 @@ TEST_F(events_test, many_clients_all_see_every_job_finish) {
     }
     EXPECT_EQ(seen, ids);
   }
-  // The node still answers quickly while all of them are open.
+  // The node still answers while all of them are open, and counts them.
   EXPECT_EQ(c.get("/health").status, 200);
+  auto m = c.get("/metrics");
+  EXPECT_NE(m.body.find("\nsse_clients " + std::to_string(clients) + "\n"),
+            std::string::npos);
+  streams.clear();
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.get("/metrics").body.find("\nsse_clients 0\n") == std::string::npos) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+      << "closed streams must be counted out";
+    std::this_thread::sleep_for(20ms);
+  }
 }
 
 TEST_F(events_test, bad_requests_get_problems) {
