@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 if [[ "${1:-}" != "--no-build" ]]; then
-  scripts/install-deps.sh
+  scripts/install-deps.sh --build
   scripts/build.sh
 fi
 api_bin=$root/build/api-node/api-node

@@ -1011,6 +1011,12 @@ struct http_server::impl {
         send_problem(out, file.error());
         return;
       }
+      // A job's files are user data served on the dashboard's origin: an
+      // HTML output must not run script with the page's access.
+      out.headers().add(std::make_shared<text_header>(
+        "Content-Security-Policy", "sandbox; default-src 'none'"));
+      out.headers().add(
+        std::make_shared<text_header>("X-Content-Type-Options", "nosniff"));
       try {
         Http::serveFile(out, file->string(),
                         Http::Mime::MediaType::fromString(

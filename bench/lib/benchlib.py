@@ -21,7 +21,6 @@ and `report` turns them into the results JSON and the table. Subcommands:
     follow-cursor BASE PATH PAGES  print the path of page PAGES+1
     idle BASE N OUT [PIPELINE]     submit N jobs one at a time (idle latency)
     submit BASE N PIPELINE MS      submit N mock jobs of MS ms, print their ids
-    cancel BASE IDS_FILE           cancel the jobs listed in IDS_FILE
     sse-expect PREFIX IDS_FILE     facts: count and digest of completed jobs
     sse-summary FACTS RUN ROUNDS   facts: the sse measure, with and without
                                    clients, from the per-phase facts and files
@@ -440,19 +439,6 @@ def cmd_submit(base, n, pipeline, duration_ms):
         print(json.loads(data)["id"])
 
 
-def cmd_cancel(base, ids_file):
-    host, port = split_base(base)
-    c = http.client.HTTPConnection(host, port, timeout=10)
-    with open(ids_file) as f:
-        for job_id in f.read().split():
-            c.request("POST", f"/jobs/{job_id}/cancel", "",
-                      {"Content-Type": "application/json"})
-            r = c.getresponse()
-            r.read()
-            if r.status >= 300 and r.status != 409:
-                sys.exit(f"cancel: {job_id} answered {r.status}")
-
-
 def fnv1a64(text):
     h = 1469598103934665603
     for b in text.encode():
@@ -588,6 +574,8 @@ def cmd_sse_summary(facts_path, run, rounds):
         for k, v in rep.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 agg[k] = agg.get(k, 0) + v
+        agg["job_streams_total"] = (agg.get("job_streams_total", 0)
+                                    + rep["job_streams"])
         agg["streams"] = rep["streams"]
         agg["firehose"] = rep["firehose"]
         agg["job_streams"] = rep["job_streams"]
@@ -601,7 +589,10 @@ def cmd_sse_summary(facts_path, run, rounds):
         fact(f"sse.phases.{tag}.clients.wall", rep["wall_s"], "s")
         fact(f"sse.phases.{tag}.clients.connect", rep["connect_s"], "s")
         fact(f"sse.phases.{tag}.clients.events", rep["events"], "events")
-        if matching != rep["firehose"] or rep["open_failures"]:
+        fact(f"sse.phases.{tag}.clients.job_streams_saw_complete",
+             rep["job_streams_saw_complete"], "streams")
+        if (matching != rep["firehose"] or rep["open_failures"]
+                or rep["job_streams_saw_complete"] != rep["job_streams"]):
             all_saw = False
     fact("sse.clients.streams", agg.get("streams"), "streams")
     fact("sse.clients.firehose", agg.get("firehose"), "streams")
@@ -611,6 +602,10 @@ def cmd_sse_summary(facts_path, run, rounds):
     fact("sse.clients.all_saw_all_completions", all_saw, "-")
     fact("sse.clients.firehose_disconnected",
          agg.get("firehose_disconnected", 0), "streams")
+    fact("sse.clients.job_streams_saw_complete",
+         agg.get("job_streams_saw_complete", 0), "streams")
+    fact("sse.clients.job_streams_opened", agg.get("job_streams_total", 0),
+         "streams")
     fact("sse.clients.job_streams_ended_before_complete",
          agg.get("job_streams_ended_before_complete", 0), "streams")
     for k, unit in (("events", "events"), ("bytes", "bytes"),

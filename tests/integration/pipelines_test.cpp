@@ -200,6 +200,9 @@ TEST_F(pipelines, scatter_gather_completes_with_progress_logs_and_report) {
   auto report = c.get("/jobs/" + id + "/outputs/report.json");
   ASSERT_EQ(report.status, 200);
   EXPECT_EQ(report.header("content-type").rfind("application/json", 0), 0u);
+  // Outputs are user data on the dashboard's origin: sandboxed, not sniffed.
+  EXPECT_EQ(report.header("content-security-policy").rfind("sandbox", 0), 0u);
+  EXPECT_EQ(report.header("x-content-type-options"), "nosniff");
   orch::sha256 h;
   h.update(report.body);
   EXPECT_EQ(h.hex_digest(), by_path["report.json"]["sha256"]);
