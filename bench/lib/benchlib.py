@@ -26,7 +26,9 @@ and `report` turns them into the results JSON and the table. Subcommands:
                                    clients, from the per-phase facts and files
     latency PREFIX SAMPLES TIMES   facts: idle dispatch latency percentiles
     dist PREFIX UNIT FILE          facts: p50/p90/p99/max of one number a line
-    report FACTS RESULTS_DIR STAMP MODE [--strict]
+    report FACTS RESULTS_DIR STAMP MODE [--strict] [--partial]
+                                   (--partial: some measures only; leaves
+                                   latest.json alone)
     markdown RESULTS_JSON          the table and targets as Markdown
 """
 
@@ -920,7 +922,10 @@ def cmd_report(facts_path, results_dir, stamp, mode, *flags):
     doc["correct"] = checks_ok
     os.makedirs(results_dir, exist_ok=True)
     text = json.dumps(doc, indent=2, sort_keys=False) + "\n"
-    for name in (f"{stamp}.json", "latest.json"):
+    names = [f"{stamp}.json"]
+    if "--partial" not in flags:
+        names.append("latest.json")
+    for name in names:
         with open(os.path.join(results_dir, name), "w") as f:
             f.write(text)
 

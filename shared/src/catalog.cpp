@@ -486,7 +486,8 @@ caf::expected<nlohmann::json> catalog::resolve(const pipeline_spec& p,
     }
   }
   if (!p.additional_parameters) {
-    for (auto& [k, v] : result.items()) {
+    for (auto& item : result.items()) {
+      const auto& k = item.key();
       auto known = std::any_of(p.parameters.begin(), p.parameters.end(),
                                [&](auto& s) { return s.name == k; });
       if (!known)
