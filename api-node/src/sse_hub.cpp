@@ -100,8 +100,7 @@ std::string format(const stream_event& e) {
                {"type", type_name(e.type)},
                {"pipeline_name", e.pipeline_name}};
   for (auto& [k, v] : payload.items())
-    data[k] = v;
-  data["payload"] = std::move(payload);
+    data[k] = std::move(v);
   std::string out = "id: " + std::to_string(e.id) + "\nevent: "
                     + type_name(e.type) + "\ndata: ";
   out += data.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -182,6 +181,8 @@ struct sse_hub::impl {
   // Owned by the hub thread from here on.
   std::unique_ptr<job_store> store;
   std::unordered_map<int, std::unique_ptr<client>> clients;
+  /// Clients with data to write (or to drop), in order; may repeat.
+  std::deque<int> dirty;
   std::map<std::string, std::unique_ptr<group>> groups;
   std::unordered_map<std::string, std::vector<group*>> job_groups;
   std::vector<group*> firehose_groups;
@@ -280,8 +281,11 @@ struct sse_hub::impl {
   }
 
   void enqueue(client& c, chunk data) {
+    bool idle = c.queue.empty() && !c.want_out;
     c.queued += data->size();
     c.queue.push_back(std::move(data));
+    if (idle || c.queued > cfg.client_buffer_bytes)
+      dirty.push_back(c.fd);
   }
 
   // Writes what the socket takes now. Returns false when the client is gone.
@@ -484,27 +488,41 @@ struct sse_hub::impl {
         enqueue(*c, beat);
   }
 
-  // Flushes every client with data; drops the gone, the too slow and the
-  // finished.
-  void flush_all() {
-    std::vector<client*> gone;
-    for (auto& [fd, c] : clients) {
-      if (c->queued > 0 && !flush(*c)) {
-        gone.push_back(c.get());
-        continue;
-      }
-      if (c->queued > cfg.client_buffer_bytes) {
-        spdlog::info("SSE: disconnecting a client {} bytes behind; it may "
-                     "resume with Last-Event-ID",
-                     c->queued);
-        gone.push_back(c.get());
-        continue;
-      }
-      if (c->closing && c->queued == 0)
-        gone.push_back(c.get());
+  // Writes what the client's socket takes; drops it when it is gone, too
+  // slow, or finished.
+  void settle(client& c) {
+    if (c.queued > 0 && !flush(c)) {
+      drop(c);
+      return;
     }
-    for (auto* c : gone)
-      drop(*c);
+    if (c.queued > cfg.client_buffer_bytes) {
+      spdlog::info("SSE: disconnecting a client {} bytes behind; it may "
+                   "resume with Last-Event-ID",
+                   c.queued);
+      drop(c);
+      return;
+    }
+    if (c.closing && c.queued == 0)
+      drop(c);
+  }
+
+  // Settles the clients with new data, a slice at a time: the writes of one
+  // poll (and the loopback TCP work they cause) are spread over a few
+  // milliseconds instead of one burst that would hold both cores of a small
+  // machine while jobs wait to be dispatched. Returns whether clients are
+  // left for the next slice.
+  bool flush_some() {
+    auto budget = std::max<size_t>(32, clients.size() / 8);
+    while (!dirty.empty() && budget > 0) {
+      auto fd = dirty.front();
+      dirty.pop_front();
+      auto it = clients.find(fd);
+      if (it == clients.end())
+        continue;
+      settle(*it->second);
+      --budget;
+    }
+    return !dirty.empty();
   }
 
   // -- the thread ------------------------------------------------------------
@@ -523,11 +541,14 @@ struct sse_hub::impl {
     auto next_poll = clock_type::now();
     auto next_beat = clock_type::now() + cfg.heartbeat;
     std::vector<epoll_event> events(256);
+    bool flushing = false;
     while (running) {
       auto now = clock_type::now();
       auto wait = std::min(next_poll, next_beat) - now;
       auto ms = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
+      if (flushing)
+        ms = std::min<int64_t>(ms, 1);
       auto n = ::epoll_wait(epfd, events.data(),
                             static_cast<int>(events.size()),
                             static_cast<int>(ms));
@@ -546,8 +567,8 @@ struct sse_hub::impl {
           drop(c);
           continue;
         }
-        if ((events[i].events & EPOLLOUT) && !flush(c))
-          drop(c);
+        if (events[i].events & EPOLLOUT)
+          settle(c);
       }
       take_incoming();
       now = clock_type::now();
@@ -566,7 +587,7 @@ struct sse_hub::impl {
         heartbeat();
         next_beat = now + cfg.heartbeat;
       }
-      flush_all();
+      flushing = flush_some();
     }
     std::vector<client*> all;
     for (auto& [fd, c] : clients)

@@ -249,7 +249,7 @@ TEST_F(events_test, job_stream_carries_status_progress_logs_then_closes) {
     EXPECT_EQ(e.data["type"], e.type);
     ASSERT_TRUE(e.data["at"].is_string());
     EXPECT_EQ(e.data["at"].get<std::string>().back(), 'Z');
-    EXPECT_TRUE(e.data["payload"].is_object());
+    EXPECT_TRUE(e.data["pipeline_name"].is_string());
   }
   auto& last = events.back();
   EXPECT_EQ(last.data["status"], "completed");
@@ -259,7 +259,7 @@ TEST_F(events_test, job_stream_carries_status_progress_logs_then_closes) {
     if (e.type == "progress") {
       EXPECT_LE(e.data["completed"].get<int64_t>(),
                 e.data["total"].get<int64_t>());
-      EXPECT_EQ(e.data["payload"]["total"], e.data["total"]);
+      EXPECT_GT(e.data["total"].get<int64_t>(), 0);
     }
     if (e.type == "log") {
       EXPECT_TRUE(e.data["line"].is_string());

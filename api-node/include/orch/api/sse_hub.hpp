@@ -60,8 +60,7 @@ namespace orch::api {
 /// ## Wire format
 ///   id: <event id>
 ///   event: status | progress | log | complete
-///   data: {"job_id", "at", "type", "pipeline_name", <payload fields>,
-///          "payload": {<payload fields>}}
+///   data: {"job_id", "at", "type", "pipeline_name", <payload fields>}
 /// Payload: status {status, from_status, attempt, worker_id, message};
 /// progress {completed, total, percent, attempt}; log {stream, line,
 /// attempt}; complete {status, attempt, error_message}. A comment line
