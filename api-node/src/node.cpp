@@ -95,7 +95,7 @@ options make_options() {
       {"SSE_CLIENT_BUFFER_KIB", "1024",
        "unsent data an event stream may hold before its client is "
        "disconnected as too slow (it resumes with Last-Event-ID)"},
-      {"SSE_POLL_MS", "50",
+      {"SSE_POLL_MS", "100",
        "how often the event hub reads new events while streams are open"},
       {"WORK_ROOT", defaults::work_root,
        "where workers keep job work directories (<job id>/attempt-<n>); "

@@ -67,7 +67,7 @@ namespace orch::api {
 /// (": heartbeat") goes out every `heartbeat` so that proxies keep idle
 /// streams open.
 struct sse_config {
-  std::chrono::milliseconds poll_interval{50};
+  std::chrono::milliseconds poll_interval{100};
   /// Poll interval while no client is connected (ids only).
   std::chrono::milliseconds idle_poll_interval{250};
   std::chrono::milliseconds hole_timeout{1000};
