@@ -1165,7 +1165,7 @@ struct http_server::impl {
       }
       // Written directly: the stored parameters are embedded as they are.
       std::string body = "{\"jobs\":[";
-      body.reserve(512 * (page->jobs.size() + 1));
+      body.reserve(1024 * (page->jobs.size() + 1));
       for (size_t i = 0; i < page->jobs.size(); ++i) {
         if (i > 0)
           body += ',';

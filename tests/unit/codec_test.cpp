@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
+#include <ctime>
+#include <random>
 #include <regex>
 
 using namespace orch;
@@ -162,6 +165,25 @@ TEST(codec, rfc3339_format) {
   std::regex re{R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)"};
   EXPECT_TRUE(std::regex_match(format_rfc3339(now_micros()), re));
   EXPECT_EQ(format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(format_rfc3339(951782400123456), "2000-02-29T00:00:00.123Z");
+  // Against the C library over ~500 years, leap days included.
+  std::mt19937_64 rng{42};
+  std::uniform_int_distribution<int64_t> dist(-2208988800LL * 1000000,
+                                              13569465600LL * 1000000);
+  for (int i = 0; i < 20000; ++i) {
+    auto t = dist(rng);
+    auto secs = t / 1000000 - (t % 1000000 < 0 ? 1 : 0);
+    auto ms = ((t % 1000000) + 1000000) % 1000000 / 1000;
+    auto tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[40];
+    std::snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                  tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                  tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+    ASSERT_EQ(format_rfc3339(t), buf) << t;
+  }
 }
 
 TEST(cursor, round_trips) {
