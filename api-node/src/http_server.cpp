@@ -1096,16 +1096,32 @@ struct http_server::impl {
         return;
       }
       // A job that ended before Last-Event-ID has nothing more to say: 204
-      // tells an EventSource to stop reconnecting.
+      // tells an EventSource to stop reconnecting. The hub ends a job
+      // stream at the job's complete marker, so only what `types` lets
+      // through up to the marker counts: log lines stored after it, or a
+      // filtered-out marker, would otherwise get a 200 and a stream that
+      // never ends (or closes at once, and the client reconnects forever).
       if (is_terminal(x->status) && sub.last_event_id) {
+        constexpr size_t scan = 1000;
         auto rest = store.stream_events(*sub.last_event_id,
                                         std::numeric_limits<int64_t>::max(),
-                                        sub.job_id, 1);
+                                        sub.job_id, scan);
         if (!rest) {
           send_problem(w, rest.error());
           return;
         }
-        if (rest->empty()) {
+        bool wanted = false;
+        bool marker = false;
+        for (auto& e : *rest) {
+          wanted = wanted || (sub.types & sse_type_bit(e.type)) != 0;
+          if (e.type == stream_event::kind::complete) {
+            marker = true;
+            break;
+          }
+        }
+        // No marker among fewer than `scan` rows: it is at or before
+        // Last-Event-ID.
+        if (marker ? !wanted : rest->size() < scan) {
           w.send(Http::Code::No_Content);
           return;
         }

@@ -52,15 +52,6 @@ const char* type_name(stream_event::kind k) {
   return "status";
 }
 
-uint8_t type_bit(stream_event::kind k) {
-  switch (k) {
-    case stream_event::kind::status: return sse_status;
-    case stream_event::kind::log: return sse_log;
-    case stream_event::kind::progress: return sse_progress;
-    case stream_event::kind::complete: return sse_complete;
-  }
-  return 0;
-}
 
 json nullable(const std::optional<std::string>& x) {
   return x ? json(*x) : json(nullptr);
@@ -109,7 +100,7 @@ std::string format(const stream_event& e) {
 }
 
 bool matches(const sse_subscription& sub, const stream_event& e) {
-  if ((sub.types & type_bit(e.type)) == 0)
+  if ((sub.types & sse_type_bit(e.type)) == 0)
     return false;
   if (sub.job_id)
     return *sub.job_id == e.job_id;
@@ -227,7 +218,10 @@ struct sse_hub::impl {
     auto* raw = c.get();
     clients.emplace(fd, std::move(c));
     enqueue(*raw, std::make_shared<const std::string>(response_head));
-    if (raw->cursor >= cursor)
+    // A Last-Event-ID past the cursor (it came from another api-node, or
+    // this hub waits on a hole) stays in replay until the cursor gets
+    // there: live now, it would get the events up to its id again.
+    if (raw->cursor == cursor)
       go_live(*raw);
   }
 
@@ -413,13 +407,14 @@ struct sse_hub::impl {
       auto& e = rows[i];
       std::string text;
       auto emit = [&](group& g) {
+        // The marker ends a job stream also when `types` leaves it out.
+        if (g.sub.job_id && e.type == stream_event::kind::complete)
+          g.saw_complete = true;
         if (!matches(g.sub, e))
           return;
         if (text.empty())
           text = format(e);
         g.pending += text;
-        if (g.sub.job_id && e.type == stream_event::kind::complete)
-          g.saw_complete = true;
       };
       if (auto it = job_groups.find(e.job_id); it != job_groups.end())
         for (auto* g : it->second)
@@ -430,61 +425,89 @@ struct sse_hub::impl {
     // Copy the member lists: dropping a client may change a group.
     std::vector<group*> touched;
     for (auto& [key, g] : groups)
-      if (!g->pending.empty())
+      if (!g->pending.empty() || g->saw_complete)
         touched.push_back(g.get());
     for (auto* g : touched) {
-      auto data = std::make_shared<const std::string>(std::move(g->pending));
-      g->pending.clear();
+      chunk data;
+      if (!g->pending.empty()) {
+        data = std::make_shared<const std::string>(std::move(g->pending));
+        g->pending.clear();
+      }
       bool closes = g->saw_complete;
       auto members = g->members;
       for (auto* c : members) {
-        enqueue(*c, data);
-        if (closes)
+        if (data)
+          enqueue(*c, data);
+        if (closes && !c->closing) {
+          // With nothing queued (the marker was filtered out), only
+          // settle() would drop it.
           c->closing = true;
+          dirty.push_back(c->fd);
+        }
       }
     }
   }
 
   // Feeds replaying clients a page each while their buffers are low.
-  void replay() {
+  // Returns whether a page was cut short (more to read right away).
+  bool replay() {
+    // A page may be far larger than client_buffer_bytes (1000 long log
+    // lines): queued at once, it would disconnect even a fast client, which
+    // would resume into the same page. So a page takes at most half the
+    // buffer, and the next one waits until a quarter of it is left.
+    auto low = std::min<size_t>(64 * 1024, cfg.client_buffer_bytes / 4);
+    auto budget = cfg.client_buffer_bytes / 2;
+    bool more = false;
     std::vector<client*> todo;
     for (auto& [fd, c] : clients)
-      if (!c->live && !c->closing && c->queued < 64 * 1024)
+      if (!c->live && !c->closing && c->queued < low
+          && c->cursor <= cursor)
         todo.push_back(c.get());
     for (auto* c : todo) {
       auto r = store->stream_events(c->cursor, cursor, c->sub.job_id,
                                     cfg.page);
       if (!r) {
         db_failed(r.error());
-        return;
+        return false;
       }
       db_recovered();
       std::string text;
       bool complete = false;
+      bool cut = false;
       for (auto& e : *r) {
+        if (text.size() >= budget) {
+          cut = true;
+          break;
+        }
         c->cursor = e.id;
+        // The marker ends a job stream also when `types` leaves it out.
+        if (c->sub.job_id && e.type == stream_event::kind::complete)
+          complete = true;
         if (!matches(c->sub, e))
           continue;
         text += format(e);
-        if (c->sub.job_id && e.type == stream_event::kind::complete)
-          complete = true;
       }
       if (!text.empty())
         enqueue(*c, std::make_shared<const std::string>(std::move(text)));
-      if (complete)
+      if (complete) {
+        // With nothing queued, only settle() would drop it.
         c->closing = true;
-      else if (r->size() < cfg.page) {
+        dirty.push_back(c->fd);
+      } else if (cut) {
+        more = true;
+      } else if (r->size() < cfg.page) {
         c->cursor = cursor;
         go_live(*c);
       }
     }
+    return more;
   }
 
   void heartbeat() {
     static const auto beat = std::make_shared<const std::string>(
       ": heartbeat\n\n");
     for (auto& [fd, c] : clients)
-      if (c->queue.empty())
+      if (c->queue.empty() && !c->closing)
         enqueue(*c, beat);
   }
 
@@ -542,12 +565,13 @@ struct sse_hub::impl {
     auto next_beat = clock_type::now() + cfg.heartbeat;
     std::vector<epoll_event> events(256);
     bool flushing = false;
+    bool replaying = false;
     while (running) {
       auto now = clock_type::now();
       auto wait = std::min(next_poll, next_beat) - now;
       auto ms = std::max<int64_t>(
         0, std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
-      if (flushing)
+      if (flushing || replaying)
         ms = std::min<int64_t>(ms, 1);
       auto n = ::epoll_wait(epfd, events.data(),
                             static_cast<int>(events.size()),
@@ -572,16 +596,17 @@ struct sse_hub::impl {
       }
       take_incoming();
       now = clock_type::now();
+      replaying = false;
       if (now >= next_poll) {
         auto more = poll();
-        replay();
+        replaying = replay();
         auto interval = clients.empty() ? cfg.idle_poll_interval
                                         : cfg.poll_interval;
         next_poll = more ? now : now + interval;
       } else if (std::any_of(clients.begin(), clients.end(), [](auto& kv) {
                    return !kv.second->live;
                  })) {
-        replay();
+        replaying = replay();
       }
       if (now >= next_beat) {
         heartbeat();
@@ -596,6 +621,16 @@ struct sse_hub::impl {
       drop(*c);
   }
 };
+
+uint8_t sse_type_bit(stream_event::kind k) {
+  switch (k) {
+    case stream_event::kind::status: return sse_status;
+    case stream_event::kind::log: return sse_log;
+    case stream_event::kind::progress: return sse_progress;
+    case stream_event::kind::complete: return sse_complete;
+  }
+  return 0;
+}
 
 sse_hub::sse_hub(sse_config cfg, std::string database_url)
   : impl_(std::make_unique<impl>(cfg, std::move(database_url))) {
@@ -638,15 +673,17 @@ void sse_hub::stop() {
     if (d.thread.joinable())
       d.thread.join();
   }
-  {
-    std::lock_guard<std::mutex> guard{d.mtx};
-    for (auto& [fd, sub] : d.incoming) {
-      ::shutdown(fd, SHUT_RDWR);
-      ::close(fd);
-      --*d.n_clients;
-    }
-    d.incoming.clear();
+  // Under the lock that attach() holds from its `running` check to its
+  // write to wakefd: an attach that saw `running` before the exchange above
+  // has queued its fd by now (closed here), and a later one sees it false;
+  // none writes to a closed (and maybe reused) wakefd number.
+  std::lock_guard<std::mutex> guard{d.mtx};
+  for (auto& [fd, sub] : d.incoming) {
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+    --*d.n_clients;
   }
+  d.incoming.clear();
   if (d.epfd >= 0)
     ::close(d.epfd);
   if (d.wakefd >= 0)
@@ -656,6 +693,8 @@ void sse_hub::stop() {
 
 caf::error sse_hub::attach(int fd, sse_subscription sub) {
   auto& d = *impl_;
+  // Held until the wake-up is written: see stop().
+  std::lock_guard<std::mutex> guard{d.mtx};
   if (!d.running)
     return make_error(ec::unavailable, "the event stream is shutting down");
   if (++*d.n_clients > static_cast<int64_t>(d.cfg.max_clients)) {
@@ -664,10 +703,7 @@ caf::error sse_hub::attach(int fd, sse_subscription sub) {
                       "too many event streams on this api-node (at most "
                         + std::to_string(d.cfg.max_clients) + ")");
   }
-  {
-    std::lock_guard<std::mutex> guard{d.mtx};
-    d.incoming.emplace_back(fd, std::move(sub));
-  }
+  d.incoming.emplace_back(fd, std::move(sub));
   uint64_t one = 1;
   [[maybe_unused]] auto r = ::write(d.wakefd, &one, sizeof(one));
   return caf::none;

@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <pqxx/pqxx>
+
 #include <map>
 #include <set>
 #include <thread>
@@ -468,4 +470,112 @@ TEST_F(events_test, bad_requests_get_problems) {
   EXPECT_EQ(c.request("POST", "/events", "{}").status, 405);
   // The connection that was refused still serves requests.
   EXPECT_EQ(c.get("/health").status, 200);
+}
+
+// A job stream ends at the job's complete marker even when its types filter
+// leaves the marker out: in replay (the job had finished) and live.
+TEST_F(events_test, a_job_stream_without_complete_in_its_types_still_closes) {
+  auto& api = start();
+  http_client c{api.http_port};
+  auto done = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(0)}});
+  ASSERT_TRUE(wait_terminal(c, {done}, 30s));
+  sse_client replayed{api.http_port, "/jobs/" + done + "/events?types=status"};
+  auto xs = replayed.until_closed(5s);
+  EXPECT_TRUE(replayed.closed()) << "replay of a finished job must close";
+  EXPECT_EQ(types_of(xs), (std::vector<std::string>{
+                            "status:pending", "status:running",
+                            "status:completed"}));
+  auto id = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(1500)}});
+  sse_client live{api.http_port, "/jobs/" + id + "/events?types=status"};
+  auto ys = live.until_closed(15s);
+  EXPECT_TRUE(live.closed()) << "a live job stream must close after complete";
+  ASSERT_FALSE(ys.empty());
+  EXPECT_EQ(types_of(ys).back(), "status:completed");
+}
+
+// Resuming a finished job past the last event the client would get answers
+// 204 (EventSource stops reconnecting), also when log lines arrived after
+// the complete marker or the types filter leaves the marker out.
+TEST_F(events_test, resume_of_a_finished_job_is_204_despite_late_lines) {
+  auto& api = start();
+  http_client c{api.http_port};
+  auto id = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(0)}});
+  ASSERT_TRUE(wait_terminal(c, {id}, 30s));
+  auto complete = query(db_, "SELECT id FROM job_signals WHERE kind = "
+                             "'complete' AND job_id = '" + id + "'");
+  ASSERT_EQ(complete.size(), 1u);
+  auto completed = query(db_, "SELECT id FROM job_events WHERE to_status = "
+                              "'completed' AND job_id = '" + id + "'");
+  ASSERT_EQ(completed.size(), 1u);
+  // A late line of the current attempt (kept by the store), after the
+  // marker.
+  query(db_, "INSERT INTO job_logs (job_id, attempt, stream, line) VALUES ('"
+               + id + "', 1, 'stdout', 'late')");
+  sse_client after_complete{api.http_port, "/jobs/" + id + "/events",
+                            {{"Last-Event-ID", complete[0][0]}}};
+  EXPECT_EQ(after_complete.status(3s), 204);
+  sse_client filtered{api.http_port, "/jobs/" + id + "/events?types=status",
+                      {{"Last-Event-ID", completed[0][0]}}};
+  EXPECT_EQ(filtered.status(3s), 204);
+  // Before the marker, the rest still comes (and the stream closes).
+  sse_client before{api.http_port, "/jobs/" + id + "/events",
+                    {{"Last-Event-ID", completed[0][0]}}};
+  ASSERT_EQ(before.status(), 200);
+  auto xs = before.until_closed(5s);
+  EXPECT_TRUE(before.closed());
+  ASSERT_FALSE(xs.empty());
+  EXPECT_EQ(xs.front().type, "complete");
+}
+
+// A client may resume (e.g. after its api-node drained) with an id this
+// hub's cursor has not reached yet: it waits for the cursor instead of
+// getting the events up to its id a second time.
+TEST_F(events_test, resume_ahead_of_the_hub_cursor_has_no_duplicate) {
+  auto& api = start();
+  http_client c{api.http_port};
+  auto first = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(0)}});
+  ASSERT_TRUE(wait_terminal(c, {first}, 30s));
+  // An open transaction holds an id: the hub's cursor stops below it for
+  // up to its hole timeout (1 s) while later ids commit.
+  pqxx::connection conn{db_};
+  pqxx::work tx{conn};
+  tx.exec("INSERT INTO job_signals (job_id, attempt, kind, completed, total)"
+          " VALUES ('" + first + "', 1, 'progress', 0, 1)");
+  auto id = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(300)}});
+  auto pending = query(db_, "SELECT min(id) FROM job_events WHERE job_id = '"
+                              + id + "'");
+  auto seen = std::stoll(pending[0][0]);
+  sse_client s{api.http_port, "/jobs/" + id + "/events",
+               {{"Last-Event-ID", std::to_string(seen)}}};
+  auto xs = s.until_closed(15s);
+  tx.abort();
+  EXPECT_TRUE(s.closed());
+  ASSERT_FALSE(xs.empty());
+  for (auto& x : xs)
+    EXPECT_GT(x.id, seen) << x.type << " sent again";
+  EXPECT_EQ(xs.back().type, "complete");
+}
+
+// A replay page is cut to what the client's buffer holds: a client that
+// reads as fast as it can is never disconnected because of the hub's own
+// page size.
+TEST_F(events_test, a_replay_larger_than_the_client_buffer_is_not_cut_off) {
+  auto& api = start({{"SSE_CLIENT_BUFFER_KIB", "64"}});
+  http_client c{api.http_port};
+  auto id = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(0)}});
+  ASSERT_TRUE(wait_terminal(c, {id}, 30s));
+  // A long history (2 MB in one page of 1000 events), before the marker.
+  query(db_, "BEGIN; INSERT INTO job_logs (job_id, attempt, stream, line)"
+             " SELECT '" + id + "', 1, 'stdout', repeat('x', 2000)"
+             " FROM generate_series(1, 1500);"
+             " UPDATE job_signals SET id = nextval(pg_get_serial_sequence("
+             "'job_events', 'id')) WHERE job_id = '" + id + "'; COMMIT");
+  // Past the hub's cursor: the history is replayed, not a live burst.
+  std::this_thread::sleep_for(1500ms);
+  sse_client s{api.http_port, "/jobs/" + id + "/events"};
+  auto xs = s.until_closed(30s);
+  EXPECT_TRUE(s.closed());
+  ASSERT_FALSE(xs.empty());
+  EXPECT_EQ(xs.back().type, "complete") << xs.size() << " events";
+  EXPECT_EQ(xs.size(), 1500u + 4u);
 }

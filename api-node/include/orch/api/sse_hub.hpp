@@ -1,5 +1,7 @@
 #pragma once
 
+#include "orch/api/job_store.hpp"
+
 #include <caf/error.hpp>
 
 #include <atomic>
@@ -88,6 +90,9 @@ enum sse_type : uint8_t {
   sse_complete = 8,
   sse_all = 15,
 };
+
+/// The bit of `sse_type` for an event of type `k`.
+uint8_t sse_type_bit(stream_event::kind k);
 
 /// What one client asked for.
 struct sse_subscription {
