@@ -52,6 +52,13 @@ BEGIN
   RETURN NULL;
 END $$;
 
+-- Jobs that ended before this migration get their marker now, so that
+-- their event streams end too.
+INSERT INTO job_signals (job_id, at, attempt, kind, status)
+SELECT id, coalesce(completed_at, updated_at), attempt, 'complete', status
+FROM jobs WHERE status IN ('completed', 'failed', 'cancelled')
+ORDER BY coalesce(completed_at, updated_at), id;
+
 CREATE TRIGGER job_events_complete AFTER INSERT ON job_events
   REFERENCING NEW TABLE AS new_rows
   FOR EACH STATEMENT EXECUTE FUNCTION job_events_complete();

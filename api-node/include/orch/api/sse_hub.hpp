@@ -50,7 +50,10 @@ namespace orch::api {
 ///
 /// - replay: pages of events with `after < id <= cursor` read for this
 ///   client alone (from Last-Event-ID, or from the start of a job's
-///   history), fetched while its buffer is nearly empty;
+///   history), fetched while its buffer is nearly empty, each page at most
+///   half the client buffer; a client that resumes ahead of the cursor
+///   (e.g. it comes from an api-node whose hub was further) waits in replay
+///   until the cursor passes its id, so nothing is sent twice;
 /// - live: the events the hub reads past its cursor, formatted once per
 ///   group of clients with the same subscription and shared by them;
 /// - a job stream closes after its `complete` event; a job that had
