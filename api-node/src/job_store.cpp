@@ -836,12 +836,7 @@ job_store::apply(const transition_batch& batch,
       for (auto& f : batch.finishes) {
         ids.push_back(f.job_id);
         attempts.push_back(f.attempt);
-        switch (f.outcome) {
-          case job_outcome::completed: outcomes.emplace_back("completed"); break;
-          case job_outcome::failed: outcomes.emplace_back("failed"); break;
-          case job_outcome::cancelled: outcomes.emplace_back("cancelled"); break;
-          case job_outcome::released: outcomes.emplace_back("released"); break;
-        }
+        outcomes.emplace_back(to_string(f.outcome));
         errors.push_back(f.outcome == job_outcome::completed
                            ? std::nullopt
                            : std::optional<std::string>{f.error});

@@ -160,7 +160,6 @@ struct sse_hub::impl {
   std::atomic<int64_t> own_clients{0};
   /// Streams open now (own_clients, or a counter the owner shows).
   std::atomic<int64_t>* n_clients = &own_clients;
-  std::atomic<int64_t> cursor_{0};
   std::atomic<bool> running{false};
   int epfd = -1;
   int wakefd = -1;
@@ -355,7 +354,6 @@ struct sse_hub::impl {
       cursor = id;
       ++n;
     }
-    cursor_ = cursor;
     return n;
   }
 
@@ -648,7 +646,6 @@ caf::error sse_hub::start() {
   if (!head)
     return head.error();
   d.cursor = *head;
-  d.cursor_ = *head;
   d.epfd = ::epoll_create1(EPOLL_CLOEXEC);
   d.wakefd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (d.epfd < 0 || d.wakefd < 0)
@@ -715,10 +712,6 @@ int64_t sse_hub::clients() const {
 
 void sse_hub::count_clients_in(std::atomic<int64_t>& counter) {
   impl_->n_clients = &counter;
-}
-
-int64_t sse_hub::cursor() const {
-  return impl_->cursor_;
 }
 
 } // namespace orch::api

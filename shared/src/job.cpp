@@ -4,6 +4,16 @@
 
 namespace orch {
 
+const char* to_string(job_outcome x) {
+  switch (x) {
+    case job_outcome::completed: return "completed";
+    case job_outcome::failed: return "failed";
+    case job_outcome::cancelled: return "cancelled";
+    case job_outcome::released: return "released";
+  }
+  return "failed";
+}
+
 const char* to_string(job_status x) {
   switch (x) {
     case job_status::pending: return "pending";

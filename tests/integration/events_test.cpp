@@ -564,14 +564,21 @@ TEST_F(events_test, a_replay_larger_than_the_client_buffer_is_not_cut_off) {
   http_client c{api.http_port};
   auto id = submit(c, {{"pipeline_name", "p"}, {"parameters", succeeding(0)}});
   ASSERT_TRUE(wait_terminal(c, {id}, 30s));
+  sse_client watch{api.http_port, "/events?pipeline_name=sentinel&types=status"};
+  ASSERT_EQ(watch.status(), 200);
   // A long history (2 MB in one page of 1000 events), before the marker.
   query(db_, "BEGIN; INSERT INTO job_logs (job_id, attempt, stream, line)"
              " SELECT '" + id + "', 1, 'stdout', repeat('x', 2000)"
              " FROM generate_series(1, 1500);"
              " UPDATE job_signals SET id = nextval(pg_get_serial_sequence("
              "'job_events', 'id')) WHERE job_id = '" + id + "'; COMMIT");
-  // Past the hub's cursor: the history is replayed, not a live burst.
-  std::this_thread::sleep_for(1500ms);
+  // Past the hub's cursor: the history is replayed, not a live burst. A
+  // later job's event reaching a firehose means the cursor passed it.
+  auto sentinel = submit(c, {{"pipeline_name", "sentinel"},
+                             {"parameters", succeeding(0)}});
+  auto e = watch.next(20s);
+  ASSERT_TRUE(e);
+  ASSERT_EQ(e->data["job_id"], sentinel);
   sse_client s{api.http_port, "/jobs/" + id + "/events"};
   auto xs = s.until_closed(30s);
   EXPECT_TRUE(s.closed());

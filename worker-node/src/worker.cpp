@@ -83,20 +83,6 @@ const char* failure_reason(const process_result& x) {
   return "nonzero_exit";
 }
 
-const char* outcome_name(job_outcome x) {
-  switch (x) {
-    case job_outcome::completed:
-      return "completed";
-    case job_outcome::failed:
-      return "failed";
-    case job_outcome::cancelled:
-      return "cancelled";
-    case job_outcome::released:
-      return "released";
-  }
-  return "failed";
-}
-
 using drain_timeout_atom = caf::atom_constant<caf::atom("drain_to")>;
 
 using flush_logs_atom = caf::atom_constant<caf::atom("flush_logs")>;
@@ -165,7 +151,7 @@ struct worker_state {
     if (!cfg.metrics)
       return;
     cfg.metrics->running.with({executor}).dec();
-    cfg.metrics->jobs.with({executor, outcome_name(outcome)}).inc();
+    cfg.metrics->jobs.with({executor, to_string(outcome)}).inc();
     if (outcome == job_outcome::failed && reason != nullptr)
       cfg.metrics->failures.with({executor, reason}).inc();
   }

@@ -120,6 +120,9 @@ enum class job_outcome : uint8_t {
   released = 3,
 };
 
+/// "completed", "failed", "cancelled" or "released".
+const char* to_string(job_outcome x);
+
 /// Filters and page of `GET /jobs`.
 struct job_filter {
   std::vector<job_status> statuses;

@@ -138,9 +138,6 @@ public:
   /// /metrics shows as `sse_clients`). Call before `start`.
   void count_clients_in(std::atomic<int64_t>& counter);
 
-  /// The hub's read position (for tests and diagnostics).
-  int64_t cursor() const;
-
 private:
   struct impl;
   std::unique_ptr<impl> impl_;
