@@ -295,7 +295,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
     pqxx::work tx{conn()};
     // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
     // concurrent inserter of the same key to commit or roll back).
-    auto r = tx.exec_params(
+    auto r = tx.exec_prepared(prepared("submit_jobs",
       "WITH ins AS ("
       "  INSERT INTO jobs (id, pipeline_name, parameters, description, "
       "    priority, max_attempts, retry_backoff_seconds, timeout_seconds,"
@@ -315,7 +315,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       "  INSERT INTO job_events (job_id, at, from_status, to_status, "
       "                          attempt, message)"
       "  SELECT id, created_at, NULL, 'pending', 0, 'submitted' FROM ins)"
-      "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins",
+      "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins"),
       pg_array(ids), pg_array(names), pg_array(params),
       pg_array(descriptions), pg_int_array(priorities),
       pg_int_array(max_attempts), pg_array(backoffs), pg_int_array(timeouts),
@@ -430,12 +430,12 @@ caf::error job_store::renew_leases(const std::vector<job_attempt>& jobs,
     pqxx::work tx{conn()};
     // Renewals repeat every second; one lost in a crash is renewed again.
     tx.exec("SET LOCAL synchronous_commit = off");
-    tx.exec_params(
+    tx.exec_prepared(prepared("renew_leases",
       "UPDATE jobs j SET lease_expires_at = now() + $3::bigint"
       "  * interval '1 millisecond'"
       " FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)"
       " WHERE j.id = t.id AND j.id = ANY($1::uuid[])"
-      "   AND j.attempt = t.attempt AND j.status = 'running'",
+      "   AND j.attempt = t.attempt AND j.status = 'running'"),
       ids, attempts, static_cast<int64_t>(ttl.count()));
     tx.commit();
     return caf::none;
@@ -553,8 +553,14 @@ caf::error job_store::release_claims(const std::string& scheduler_id) {
 
 caf::error job_store::notify_new_jobs() {
   return guarded("notify_new_jobs", [&]() -> caf::error {
-    pqxx::nontransaction tx{conn()};
-    tx.exec("SELECT pg_notify('orch_jobs', '')");
+    // A NOTIFY gets a transaction id, so its commit waits for a WAL flush
+    // (one more fsync per submit batch) unless told not to. The hint is
+    // delivered at commit either way; one lost in a server crash costs
+    // nothing, because every scheduler's sweep finds pending jobs.
+    pqxx::work tx{conn()};
+    tx.exec("SET LOCAL synchronous_commit = off;"
+            " SELECT pg_notify('orch_jobs', '')");
+    tx.commit();
     return caf::none;
   });
 }
@@ -678,11 +684,13 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
     // Pipelines with a max_concurrent are claimed one by one below.
     std::vector<std::string> limited;
     for (const auto& row :
-         tx.exec("SELECT name FROM pipelines WHERE max_concurrent IS NOT NULL"))
+         tx.exec_prepared(prepared("limited_pipelines",
+                                   "SELECT name FROM pipelines"
+                                   " WHERE max_concurrent IS NOT NULL")))
       limited.push_back(row[0].as<std::string>());
-    auto take = [&](size_t n, const std::string& extra,
+    auto take = [&](const char* name, size_t n, const std::string& extra,
                     const std::string& arg) {
-      auto r = tx.exec_params(
+      auto r = tx.exec_prepared(prepared(name,
         "WITH c AS ("
         "  SELECT id FROM jobs"
         "  WHERE status = 'pending'"
@@ -698,7 +706,7 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
             " FROM c WHERE j.id = c.id"
             " RETURNING j.id::text, j.attempt, j.pipeline_name,"
             "  j.parameters::text, j.priority, j.seq, j.timeout_seconds,"
-            "  j.executor",
+            "  j.executor"),
         static_cast<int64_t>(n), scheduler_id,
         static_cast<int64_t>(ttl.count()), pg_array(executors), arg);
       for (const auto& row : r)
@@ -708,7 +716,7 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
           row[4].as<int32_t>(), row[5].as<int64_t>(), row[6].as<int32_t>(),
           row[7].as<std::string>()});
     };
-    take(limit, "    AND NOT (pipeline_name = ANY($5::text[]))",
+    take("claim", limit, "    AND NOT (pipeline_name = ANY($5::text[]))",
          pg_array(limited));
     for (auto& name : limited) {
       if (result.size() >= limit)
@@ -729,7 +737,8 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
       auto room = cap[0][0].as<int64_t>() - active;
       if (room <= 0)
         continue;
-      take(std::min<size_t>(static_cast<size_t>(room), limit - result.size()),
+      take("claim_pipeline",
+           std::min<size_t>(static_cast<size_t>(room), limit - result.size()),
            "    AND pipeline_name = $5", name);
     }
     tx.commit();
@@ -772,7 +781,7 @@ job_store::apply(const transition_batch& batch,
       // Fenced: the job must still be pending, claimed by us, and on the
       // attempt before this one.
       collect(
-        tx.exec_params(
+        tx.exec_prepared(prepared("apply_starts",
           "WITH s AS ("
           "  SELECT t.id, t.attempt, t.worker,"
           "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
@@ -795,7 +804,7 @@ job_store::apply(const transition_batch& batch,
           "                          attempt, worker_id, message)"
           "  SELECT id, started_at, 'pending', 'running', attempt, worker_id,"
           "    'started on ' || worker_id FROM u)"
-          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
+          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u"),
           pg_array(ids), pg_int_array(attempts), pg_array(workers),
           pg_int_array(ats), scheduler_id,
           static_cast<int64_t>(lease_ttl_.count())),
@@ -813,7 +822,7 @@ job_store::apply(const transition_batch& batch,
       }
       // Fenced like every report: only the attempt that owns the job.
       // Each accepted report is also a 'progress' event of the stream.
-      tx.exec_params(
+      tx.exec_prepared(prepared("apply_progress",
         "WITH u AS ("
         "  UPDATE jobs j SET progress_completed = t.c, progress_total = t.n"
         "  FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[])"
@@ -822,7 +831,7 @@ job_store::apply(const transition_batch& batch,
         "    AND (j.status = 'running') IS TRUE AND j.attempt = t.attempt"
         "  RETURNING j.id, j.attempt, t.c, t.n)"
         "INSERT INTO job_signals (job_id, attempt, kind, completed, total)"
-        " SELECT id, attempt, 'progress', c, n FROM u",
+        " SELECT id, attempt, 'progress', c, n FROM u"),
         pg_array(ids), pg_int_array(attempts), pg_int_array(done),
         pg_int_array(total));
     }
@@ -847,7 +856,7 @@ job_store::apply(const transition_batch& batch,
       // exponential backoff with +-20% jitter. A released attempt (drain)
       // goes back at once and does not count.
       collect(
-        tx.exec_params(
+        tx.exec_prepared(prepared("apply_finishes",
           "WITH s AS ("
           "  SELECT t.id, t.attempt, t.outcome, t.error,"
           "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
@@ -905,7 +914,7 @@ job_store::apply(const transition_batch& batch,
           "        'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
           "      ELSE coalesce(error_message, status) END"
           "  FROM u)"
-          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u",
+          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u"),
           pg_array(ids), pg_int_array(attempts), pg_array(outcomes),
           pg_array(errors), pg_int_array(ats),
           defaults::max_retry_delay_seconds),
@@ -983,7 +992,7 @@ void job_store::append_logs(pqxx::transaction_base& tx,
     return;
   // Lines of an attempt that no longer owns its job are dropped (fencing);
   // late lines of the current attempt (after it finished) are kept.
-  auto r = tx.exec_params(
+  auto r = tx.exec_prepared(prepared("append_logs",
     "WITH t AS ("
     "  SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[])"
     "    WITH ORDINALITY AS t(id, attempt, stream, line, ord)),"
@@ -998,7 +1007,7 @@ void job_store::append_logs(pqxx::transaction_base& tx,
     " SELECT job_id, count(*), sum(b) FROM ins GROUP BY job_id"
     " ON CONFLICT (job_id) DO UPDATE SET lines = s.lines + excluded.lines,"
     "   bytes = s.bytes + excluded.bytes"
-    " RETURNING job_id::text, lines, bytes",
+    " RETURNING job_id::text, lines, bytes"),
     pg_array(ids), pg_int_array(attempts), pg_array(streams),
     pg_array(lines));
   // Over the cap (with 10% slack, so that a chatty job is not trimmed on

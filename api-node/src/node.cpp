@@ -41,6 +41,7 @@ public:
   explicit node_config(size_t threads) {
     register_message_types(*this);
     enable_heartbeats(*this);
+    quiet_idle_threads(*this);
     load<caf::io::middleman>();
     set("scheduler.max-threads", threads);
     set("logger.verbosity", caf::atom("quiet"));

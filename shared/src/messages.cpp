@@ -39,4 +39,8 @@ void enable_heartbeats(caf::actor_system_config& cfg) {
           caf::timespan{defaults::connection_timeout});
 }
 
+void quiet_idle_threads(caf::actor_system_config& cfg) {
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+}
+
 } // namespace orch

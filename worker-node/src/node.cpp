@@ -31,6 +31,7 @@ public:
   node_config() {
     register_message_types(*this);
     enable_heartbeats(*this);
+    quiet_idle_threads(*this);
     load<caf::io::middleman>();
     set("scheduler.max-threads", 1);
     set("logger.verbosity", caf::atom("quiet"));
