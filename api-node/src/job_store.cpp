@@ -765,8 +765,12 @@ job_store::apply(const transition_batch& batch,
     pqxx::work tx{conn()};
     // Row estimates of unnest() and of the fenced predicates are poor; a
     // nested loop then rescans the unnest once per row (250 x 250). Hash
-    // joins are right for every batch size here.
-    tx.exec("SET LOCAL enable_nestloop = off");
+    // joins are right for every batch size here. The statements are
+    // prepared (no parsing per batch) but planned for their arguments: the
+    // generic plan PostgreSQL switches to after five runs took 1 ms instead
+    // of 0.4 ms for a one-job batch.
+    tx.exec("SET LOCAL enable_nestloop = off;"
+            " SET LOCAL plan_cache_mode = force_custom_plan");
     auto collect = read_transitions;
     if (!batch.starts.empty()) {
       std::vector<std::string> ids, workers;

@@ -59,25 +59,26 @@ double now_s() {
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-uint64_t fnv1a(const std::string& s) {
+// The string value of "key":"..." in a flat scan of JSON text (no escapes
+// in the values we read: uuids, pipeline and status names).
+std::string_view field(std::string_view json, const char* key) {
+  std::string pat = std::string{"\""} + key + "\":\"";
+  auto p = json.find(pat);
+  if (p == std::string_view::npos)
+    return {};
+  p += pat.size();
+  auto e = json.find('"', p);
+  return e == std::string_view::npos ? std::string_view{}
+                                     : json.substr(p, e - p);
+}
+
+uint64_t fnv1a(std::string_view s) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : s) {
     h ^= ch;
     h *= 1099511628211ull;
   }
   return h;
-}
-
-// The string value of "key":"..." in a flat scan of JSON text (no escapes
-// in the values we read: uuids, pipeline and status names).
-std::string field(const std::string& json, const char* key) {
-  std::string pat = std::string{"\""} + key + "\":\"";
-  auto p = json.find(pat);
-  if (p == std::string::npos)
-    return {};
-  p += pat.size();
-  auto e = json.find('"', p);
-  return e == std::string::npos ? std::string{} : json.substr(p, e - p);
 }
 
 struct stream {
@@ -90,9 +91,11 @@ struct stream {
   bool open = false;
   bool ended = false;     // closed by the server or failed
   bool bad_head = false;
-  std::string buf; // unparsed bytes
-  // The event being assembled.
-  std::string ev_type, ev_data, ev_id;
+  std::string buf; // received bytes not parsed yet (a partial line)
+  // The event being assembled. `ev_data` points into the bytes being
+  // parsed, or into `ev_data_own` once it spans lines or receives.
+  std::string ev_type, ev_id, ev_data_own;
+  std::string_view ev_data;
   bool ev_has_data = false;
   int64_t last_id = 0;
   // Counters.
@@ -120,11 +123,12 @@ void dispatch(stream& s, const options& opt) {
     return;
   }
   ++s.events;
-  auto& d = s.ev_data;
+  auto d = s.ev_data;
   if (d.size() < 2 || d.front() != '{' || d.back() != '}')
     ++s.bad_data;
   if (!s.ev_id.empty()) {
     auto id = std::strtoll(s.ev_id.c_str(), nullptr, 10);
+
     if (id <= s.last_id)
       ++s.id_regressions;
     s.last_id = id;
@@ -148,33 +152,38 @@ void dispatch(stream& s, const options& opt) {
     }
   }
   s.ev_type.clear();
-  s.ev_data.clear();
+  s.ev_data = {};
   s.ev_id.clear();
   s.ev_has_data = false;
 }
 
-// Parses what arrived; returns false on a protocol error.
-bool parse(stream& s, const options& opt) {
+constexpr size_t parse_error = static_cast<size_t>(-1);
+
+// Parses buf[0, n) in place: the response head, then whole lines. Returns
+// how many bytes it consumed (a partial line stays for the next receive),
+// or parse_error on a protocol error.
+size_t parse(stream& s, const options& opt, const char* buf, size_t n) {
   size_t pos = 0;
   if (!s.head) {
-    auto end = s.buf.find("\r\n\r\n");
-    if (end == std::string::npos)
-      return s.buf.size() < 8192;
-    auto head = s.buf.substr(0, end);
+    std::string_view all{buf, n};
+    auto end = all.find("\r\n\r\n");
+    if (end == std::string_view::npos)
+      return n < 8192 ? 0 : parse_error;
+    auto head = all.substr(0, end);
     if (head.rfind("HTTP/1.1 200", 0) != 0
-        || head.find("text/event-stream") == std::string::npos) {
+        || head.find("text/event-stream") == std::string_view::npos) {
       s.bad_head = true;
-      return false;
+      return parse_error;
     }
     s.head = true;
     pos = end + 4;
   }
   for (;;) {
-    auto nl = s.buf.find('\n', pos);
-    if (nl == std::string::npos)
+    auto nl = static_cast<const char*>(std::memchr(buf + pos, '\n', n - pos));
+    if (nl == nullptr)
       break;
-    size_t len = nl - pos;
-    const char* line = s.buf.data() + pos;
+    size_t len = static_cast<size_t>(nl - (buf + pos));
+    const char* line = buf + pos;
     if (len > 0 && line[len - 1] == '\r')
       --len;
     if (len == 0) {
@@ -190,9 +199,15 @@ bool parse(stream& s, const options& opt) {
       std::string_view name{line, flen};
       std::string_view value{line + voff, len - voff};
       if (name == "data") {
-        if (s.ev_has_data)
-          s.ev_data += '\n';
-        s.ev_data.append(value);
+        if (s.ev_has_data) {
+          std::string joined{s.ev_data};
+          joined += '\n';
+          joined.append(value);
+          s.ev_data_own = std::move(joined);
+          s.ev_data = s.ev_data_own;
+        } else {
+          s.ev_data = value;
+        }
         s.ev_has_data = true;
       } else if (name == "event") {
         s.ev_type.assign(value);
@@ -201,10 +216,14 @@ bool parse(stream& s, const options& opt) {
       }
       // retry: and unknown fields are ignored, as an EventSource does.
     }
-    pos = nl + 1;
+    pos = static_cast<size_t>(nl - buf) + 1;
   }
-  s.buf.erase(0, pos);
-  return true;
+  // An event still being assembled keeps its data past this buffer.
+  if (s.ev_has_data && s.ev_data.data() != s.ev_data_own.data()) {
+    s.ev_data_own.assign(s.ev_data);
+    s.ev_data = s.ev_data_own;
+  }
+  return pos;
 }
 
 bool start_connect(stream& s, const options& opt, int ep) {
@@ -358,12 +377,32 @@ int main(int argc, char** argv) {
         continue;
       }
       bool gone = false;
+      bool had_head = s.head;
       for (;;) {
         auto r = ::recv(s.fd, rbuf.data(), rbuf.size(), 0);
         if (r > 0) {
-          s.bytes += static_cast<uint64_t>(r);
-          s.buf.append(rbuf.data(), static_cast<size_t>(r));
-          if (static_cast<size_t>(r) < rbuf.size())
+          auto got = static_cast<size_t>(r);
+          s.bytes += got;
+          // Usually nothing is left over: parse the received bytes where
+          // they are, and keep only a partial line.
+          size_t used;
+          if (s.buf.empty()) {
+            used = parse(s, opt, rbuf.data(), got);
+            if (used != parse_error)
+              s.buf.assign(rbuf.data() + used, got - used);
+            else // for the error message below
+              s.buf.assign(rbuf.data(), std::min<size_t>(got, 200));
+          } else {
+            s.buf.append(rbuf.data(), got);
+            used = parse(s, opt, s.buf.data(), s.buf.size());
+            if (used != parse_error)
+              s.buf.erase(0, used);
+          }
+          if (used == parse_error) {
+            gone = true;
+            break;
+          }
+          if (got < rbuf.size())
             break;
           continue;
         }
@@ -373,9 +412,6 @@ int main(int argc, char** argv) {
           gone = true;
         break;
       }
-      bool had_head = s.head;
-      if (!parse(s, opt))
-        gone = true;
       if (!had_head && s.head) {
         ++heads;
         --inflight;
