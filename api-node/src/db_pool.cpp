@@ -20,11 +20,18 @@ struct submit_msg {
   submit_callback done;
 };
 
+/// A committed batch's answers, for the responder.
+struct answers_msg {
+  std::vector<submit_callback> done;
+  std::vector<caf::expected<submit_result>> results;
+};
+
 } // namespace
 } // namespace orch::api
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::task_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::submit_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::answers_msg)
 
 namespace orch::api {
 
@@ -43,6 +50,18 @@ struct busy_scope {
   pool_usage& usage;
 };
 
+// Runs the callbacks of committed submissions (they format and send the
+// HTTP answers) on CAF's scheduler threads, so that a writer starts its
+// next group commit while the answers of the last one go out.
+caf::behavior responder_actor() {
+  return {
+    [](answers_msg& m) {
+      for (size_t i = 0; i < m.done.size(); ++i)
+        m.done[i](std::move(m.results[i]));
+    },
+  };
+}
+
 struct pool_state {
   static inline const char* name = "db_pool";
   std::unique_ptr<job_store> store;
@@ -50,6 +69,7 @@ struct pool_state {
   std::vector<submit_msg> queued;
   bool flush_scheduled = false;
   caf::actor scheduler;
+  caf::actor responder;
 
   void flush() {
     flush_scheduled = false;
@@ -70,17 +90,23 @@ struct pool_state {
         item.done(results.error());
       return;
     }
+    // Committed: the answers may go out, from the responder.
+    answers_msg answers;
+    answers.done.reserve(items.size());
+    answers.results.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) {
       auto& r = (*results)[i];
+      answers.done.push_back(std::move(items[i].done));
       if (r.error) {
-        items[i].done(r.error);
+        answers.results.emplace_back(std::move(r.error));
         continue;
       }
       spdlog::debug("job {}: {}, pipeline {}", r.value.id,
                     r.replayed ? "replayed" : "submitted",
                     r.value.pipeline_name);
-      items[i].done(std::move(r));
+      answers.results.emplace_back(std::move(r));
     }
+    caf::anon_send(responder, std::move(answers));
     // The local scheduler first (no round trip), then every other node's.
     caf::anon_send(scheduler, wake_atom::value);
     if (auto err = store->notify_new_jobs())
@@ -96,6 +122,7 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
   self->state.store = std::make_unique<job_store>(std::move(url));
   self->state.usage = std::move(usage);
   self->state.scheduler = std::move(scheduler);
+  self->state.responder = self->spawn<caf::linked>(responder_actor);
   self->set_exception_handler([](caf::scheduled_actor*,
                                  std::exception_ptr& eptr) -> caf::error {
     try {

@@ -35,7 +35,9 @@ using submit_callback = std::function<void(caf::expected<submit_result>)>;
 /// Submissions are group-committed: an actor that receives a submission
 /// queues it and schedules one flush at the end of its mailbox, so that all
 /// submissions that arrived meanwhile are inserted in one transaction. Every
-/// callback runs only after that commit. Then the scheduler is woken.
+/// callback runs only after that commit, on a responder actor of the
+/// writer's (CAF's scheduler threads), so that the writer starts its next
+/// transaction while the answers go out. Then the scheduler is woken.
 class db_pool {
 public:
   /// Spawns `readers` actors for `run` and `writers` for `submit`. Few
