@@ -79,24 +79,24 @@ struct pool_state {
     auto items = std::move(queued);
     queued.clear();
     std::vector<job_submission> subs;
+    answers_msg answers;
     subs.reserve(items.size());
-    for (auto& item : items)
+    answers.done.reserve(items.size());
+    answers.results.reserve(items.size());
+    for (auto& item : items) {
       subs.push_back(std::move(item.sub));
+      answers.done.push_back(std::move(item.done));
+    }
+    // Every answer goes out from the responder, after the transaction ended.
     auto results = store->submit_jobs(subs);
     if (!results) {
       spdlog::warn("cannot insert {} submitted jobs: {}", items.size(),
                    render(results.error()));
-      for (auto& item : items)
-        item.done(results.error());
+      answers.results.assign(items.size(), results.error());
+      caf::anon_send(responder, std::move(answers));
       return;
     }
-    // Committed: the answers may go out, from the responder.
-    answers_msg answers;
-    answers.done.reserve(items.size());
-    answers.results.reserve(items.size());
-    for (size_t i = 0; i < items.size(); ++i) {
-      auto& r = (*results)[i];
-      answers.done.push_back(std::move(items[i].done));
+    for (auto& r : *results) {
       if (r.error) {
         answers.results.emplace_back(std::move(r.error));
         continue;
