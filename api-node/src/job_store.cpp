@@ -292,7 +292,12 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       hashes.push_back(s.request_hash);
       executors.push_back(s.executor);
     }
-    pqxx::work tx{conn()};
+    // The insert is one statement in autocommit: it commits when it
+    // returns, with no BEGIN and COMMIT round trips around it (the writer's
+    // cycle is what a submission waits for). The lookup of replayed keys
+    // below runs after that commit; the rows it reads were committed before
+    // (a conflict waits for the other inserter).
+    pqxx::nontransaction tx{conn()};
     // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
     // concurrent inserter of the same key to commit or roll back).
     auto r = tx.exec_prepared(prepared("submit_jobs",
@@ -370,7 +375,6 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
         }
       }
     }
-    tx.commit();
     return result;
   });
 }
@@ -557,10 +561,13 @@ caf::error job_store::notify_new_jobs() {
     // (one more fsync per submit batch) unless told not to. The hint is
     // delivered at commit either way; one lost in a server crash costs
     // nothing, because every scheduler's sweep finds pending jobs.
-    pqxx::work tx{conn()};
-    tx.exec("SET LOCAL synchronous_commit = off;"
-            " SELECT pg_notify('orch_jobs', '')");
-    tx.commit();
+    // One statement in autocommit: one round trip instead of three (BEGIN,
+    // the statement, COMMIT). set_config(..., true) lasts for the
+    // statement's own transaction, whose commit it governs.
+    pqxx::nontransaction tx{conn()};
+    tx.exec_prepared(prepared("notify_new_jobs",
+                              "SELECT set_config('synchronous_commit', 'off',"
+                              " true), pg_notify('orch_jobs', '')"));
     return caf::none;
   });
 }

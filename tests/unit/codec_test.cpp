@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <random>
 #include <regex>
@@ -211,7 +213,20 @@ TEST(uuid, generated_ids_are_valid_and_distinct) {
   auto b = make_uuid();
   EXPECT_TRUE(is_uuid(a));
   EXPECT_NE(a, b);
-  EXPECT_EQ(a[14], '4');
+  EXPECT_EQ(a[14], '7');
+  EXPECT_TRUE(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b');
+  // The first 48 bits are the Unix time in milliseconds, so ids sort by
+  // creation time across milliseconds.
+  auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  auto stamp = std::stoll(a.substr(0, 8) + a.substr(9, 4), nullptr, 16);
+  EXPECT_LE(std::llabs(now_ms - stamp), 60'000);
+  std::string later;
+  do
+    later = make_uuid();
+  while (later.compare(0, 13, a, 0, 13) == 0);
+  EXPECT_LT(a, later);
   EXPECT_FALSE(is_uuid("not-a-uuid"));
   EXPECT_FALSE(is_uuid("0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a0g"));
   EXPECT_TRUE(is_uuid("0B5C9A52-6F47-4C1C-9D5E-8A8F3C2F1A00"));

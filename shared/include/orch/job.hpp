@@ -140,7 +140,8 @@ struct job_page {
   std::optional<int64_t> next_seq;
 };
 
-/// Returns a random (version 4) UUID in canonical lower-case form.
+/// Returns a time-ordered (version 7) UUID in canonical lower-case form:
+/// 48 bits of Unix milliseconds and 74 random bits.
 std::string make_uuid();
 
 /// Returns whether `str` is a UUID in canonical 8-4-4-4-12 hex form (any
