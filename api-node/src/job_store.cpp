@@ -21,6 +21,8 @@ namespace {
 // Microseconds since the epoch of a timestamptz column.
 #define ORCH_MICROS(col) "(extract(epoch from " col ") * 1000000)::bigint"
 
+// bench/sql/reads_page.sql holds a copy of the list statements built from
+// these columns (bench/reads-floor measures them without the api-node).
 constexpr const char* job_columns
   = "id::text, status, pipeline_name, parameters::text, description, "
     "priority, attempt, worker_id, " ORCH_MICROS("created_at") ", "
