@@ -294,12 +294,11 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       hashes.push_back(s.request_hash);
       executors.push_back(s.executor);
     }
-    // The insert is one statement in autocommit: it commits when it
-    // returns, with no BEGIN and COMMIT round trips around it (the writer's
-    // cycle is what a submission waits for). The lookup of replayed keys
-    // below runs after that commit; the rows it reads were committed before
-    // (a conflict waits for the other inserter).
-    pqxx::nontransaction tx{conn()};
+    // An explicit transaction, not autocommit: if the connection is lost
+    // while the insert runs, the server rolls it back, so the 503 the batch
+    // then gets means "not committed". In autocommit the server would commit
+    // the statement anyway and only the COMMIT's own loss is in doubt here.
+    pqxx::work tx{conn()};
     // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
     // concurrent inserter of the same key to commit or roll back).
     auto r = tx.exec_prepared(prepared("submit_jobs",
@@ -377,6 +376,7 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
         }
       }
     }
+    tx.commit();
     return result;
   });
 }
