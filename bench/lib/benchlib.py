@@ -30,6 +30,10 @@ and `report` turns them into the results JSON and the table. Subcommands:
                                    (--partial: some measures only; leaves
                                    latest.json alone)
     markdown RESULTS_JSON          the table and targets as Markdown
+    statement SOURCE NAME [$N=SQL...]
+                                   the SQL of the prepared statement NAME in
+                                   SOURCE (job_store.cpp), with parameters
+                                   replaced by SQL expressions
 """
 
 import http.client
@@ -999,6 +1003,73 @@ def cmd_markdown(results):
         met = {True: "met", False: "**not met**", None: "n/a"}[t["met"]]
         print(f"| {t['target']} | {th['comparison']} {th['value']:,} "
               f"{th['unit']} | {fmt(t['measured'])} | {met} |")
+
+
+def cmd_statement(source, name, *params):
+    """Prints the text of `prepared("NAME", "..." "...")` in a C++ source,
+    so that bench/ceiling runs the api-node's own statements, not copies
+    that could drift. Macros the statements use are expanded from their
+    `#define`s in the same file; `$N=EXPR` replaces parameter N."""
+    text = open(source).read()
+    literal = re.compile(r'\s*"((?:[^"\\]|\\.)*)"')
+    macro = re.compile(r'\s*([A-Z][A-Z0-9_]*)(\("((?:[^"\\]|\\.)*)"\))?')
+
+    def unescape(s):
+        return s.replace('\\"', '"').replace("\\\\", "\\")
+
+    def define(mname):
+        m = re.search(r"#define " + mname + r"(\(\w+\))?((?:.*\\\n)*.*)", text)
+        if not m:
+            sys.exit(f"statement: no #define {mname} in {source}")
+        return m.group(1), m.group(2).replace("\\\n", " ")
+
+    def expand(body, arg=None, argname=None):
+        # A macro body: string literals, the argument, other macros.
+        out, k = [], 0
+        tokens = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)'
+                            r'(?:\(\s*"((?:[^"\\]|\\.)*)"\s*\))?)')
+        while True:
+            m = tokens.match(body, k)
+            if not m or m.end() == k:
+                break
+            k = m.end()
+            if m.group(1) is not None:
+                out.append(unescape(m.group(1)))
+            elif argname and m.group(2) == argname:
+                out.append(arg)
+            else:
+                params_, inner = define(m.group(2))
+                inner_arg = unescape(m.group(3)) if m.group(3) else None
+                out.append(expand(inner, inner_arg,
+                                  params_[1:-1] if params_ else None))
+        return "".join(out)
+
+    start = text.find('prepared("%s",' % name)
+    if start < 0:
+        sys.exit(f"statement: no prepared statement {name} in {source}")
+    k = start + len('prepared("%s",' % name)
+    parts = []
+    while True:
+        m = literal.match(text, k)
+        if m:
+            parts.append(unescape(m.group(1)))
+            k = m.end()
+            continue
+        m = macro.match(text, k)
+        if m and m.group(1).isupper():
+            params_, body = define(m.group(1))
+            arg = unescape(m.group(3)) if m.group(3) else None
+            parts.append(expand(body, arg, params_[1:-1] if params_ else None))
+            k = m.end()
+            continue
+        break
+    sql = "".join(parts)
+    if not sql.strip():
+        sys.exit(f"statement: {name} in {source} is not one literal")
+    for p in sorted(params, key=lambda x: -int(x.split("=", 1)[0][1:])):
+        n, expr = p.split("=", 1)
+        sql = re.sub(re.escape(n) + r"(?!\d)", lambda _: expr, sql)
+    print(re.sub(r"\s+", " ", sql).strip())
 
 
 def main(argv):

@@ -1,16 +1,23 @@
--- One scheduler flush cycle for 256 no-op jobs, as orch writes it (bench/ceiling):
--- claim (asynchronous commit), start (running + event), finish (completed +
--- event), each its own transaction, on orch's schema.
+-- One scheduler cycle for 256 no-op jobs, as orch runs it (bench/ceiling):
+-- the claim (asynchronous commit, its own transaction), then one flush that
+-- persists the batch's start and finish reports with their job_events rows
+-- (one transaction, as a flush that holds both reports of a no-op job).
+-- @APPLY_STARTS@ and @APPLY_FINISHES@ are replaced by bench/ceiling with the
+-- text of the api-node's prepared statements, read from job_store.cpp, so
+-- that this script cannot drift from them. The claim is job_store::claim's
+-- statement (built there from parts, so copied here) with its rows
+-- aggregated into arrays for pgbench's \gset.
 BEGIN;
 SET LOCAL synchronous_commit = off;
-WITH c AS (SELECT id FROM jobs WHERE status = 'pending' AND claimed_by IS NULL ORDER BY priority DESC, seq LIMIT 256 FOR UPDATE SKIP LOCKED), u AS (UPDATE jobs j SET claimed_by = 'pgbench', claim_expires_at = now() + interval '1 minute' FROM c WHERE j.id = c.id RETURNING j.id) SELECT coalesce(array_agg(id)::text, '{}') AS ids FROM u
+SET LOCAL enable_sort = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT name FROM pipelines WHERE max_concurrent IS NOT NULL;
+WITH c AS (SELECT id FROM jobs WHERE status = 'pending' AND (claimed_by IS NULL OR claim_expires_at < now()) AND (next_attempt_at IS NULL OR next_attempt_at <= now()) AND executor = ANY('{mock,command,snakemake,nextflow}'::text[]) AND NOT (pipeline_name = ANY('{}'::text[])) ORDER BY priority DESC, seq LIMIT 256 FOR UPDATE SKIP LOCKED), u AS (UPDATE jobs j SET claimed_by = 'pgbench', claim_expires_at = now() + 60000::bigint * interval '1 millisecond' FROM c WHERE j.id = c.id RETURNING j.id::text, j.attempt, j.pipeline_name, j.parameters::text, j.priority, j.seq, j.timeout_seconds, j.executor) SELECT coalesce(array_agg(id)::text, '{}') AS ids, count(*) AS n FROM u
 \gset
 COMMIT;
 BEGIN;
 SET LOCAL enable_nestloop = off;
-WITH u AS (UPDATE jobs j SET status = 'running', attempt = 1, worker_id = 'w1', started_at = clock_timestamp(), updated_at = clock_timestamp(), claimed_by = NULL, claim_expires_at = NULL, lease_expires_at = now() + interval '20 seconds' WHERE j.id = ANY(':ids'::uuid[]) AND (j.status = 'pending') IS TRUE RETURNING j.id, j.started_at, j.worker_id) INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message) SELECT id, started_at, 'pending', 'running', 1, worker_id, 'started on w1' FROM u;
-COMMIT;
-BEGIN;
-SET LOCAL enable_nestloop = off;
-WITH u AS (UPDATE jobs j SET status = 'completed', completed_at = clock_timestamp(), updated_at = clock_timestamp(), lease_expires_at = NULL WHERE j.id = ANY(':ids'::uuid[]) AND (j.status = 'running') IS TRUE RETURNING j.id, j.completed_at, j.worker_id) INSERT INTO job_events (job_id, at, from_status, to_status, attempt, worker_id, message) SELECT id, completed_at, 'running', 'completed', 1, worker_id, 'completed' FROM u;
+SET LOCAL plan_cache_mode = force_custom_plan;
+@APPLY_STARTS@;
+@APPLY_FINISHES@;
 COMMIT;
