@@ -706,6 +706,21 @@ TABLE = [
      "submit.pgbench.cost.postgres"),
     ("1 submit", "pgbench, 1 client (one flush each)",
      "submit.pgbench_1_client.throughput"),
+    ("1 submit", "jobs per group commit", "submit.orch.jobs_per_commit"),
+    ("1 submit", "  api-node CPU/request", "submit.orch.cost.api_node"),
+    ("1 submit", "  postgres CPU/request", "submit.orch.cost.postgres"),
+    ("1 submit", "HTTP floor: GET /health, same api-node",
+     "submit.health.throughput"),
+    ("1 submit", "  api-node CPU/request", "submit.health.cost.api_node"),
+    ("1 submit", "PostgreSQL alone, group commit, 1 conn",
+     "submit.group_commit_c1.jobs_per_s"),
+    ("1 submit", "  2 conns", "submit.group_commit_c2.jobs_per_s"),
+    ("1 submit", "  postgres CPU/job, 2 conns",
+     "submit.group_commit_c2.cost.postgres"),
+    ("1 submit", "floor CPU/request (pg+/health+wrk)",
+     "submit.floor.cost"),
+    ("1 submit", "  floor's rate with both cores busy",
+     "submit.floor.ceiling_all_cores"),
     ("2 drain", "1 worker", "drain.w1.throughput"),
     ("2 drain", "2 workers", "drain.w2.throughput"),
     ("2 drain", "4 workers", "drain.w4.throughput"),
@@ -899,6 +914,42 @@ def derive(facts):
                 facts[f"drain.w{w}.cost.{who}"] = {
                     "value": round(secs / jobs * 1e3, 4),
                     "unit": "ms CPU/job"}
+    # The submit measure's floors: an HTTP answer of the same api-node
+    # (GET /health), and PostgreSQL alone running the group commit at the
+    # batch size the measure reached. PostgreSQL's CPU per submission under
+    # orch, plus the HTTP floor and wrk's cost per request, is the least CPU
+    # a submission could take through this stack here.
+    committed = val(facts, "submit.orch.committed_jobs")
+    commits = val(facts, "submit.orch.commits")
+    if committed and commits:
+        facts["submit.orch.jobs_per_commit"] = {
+            "value": round(committed / commits, 1), "unit": "jobs"}
+    n = val(facts, "submit.health.requests")
+    secs = val(facts, "submit.health_cpu.api_node.cpu")
+    if n and secs is not None:
+        facts["submit.health.cost.api_node"] = {
+            "value": round(secs / n * 1e3, 4), "unit": "ms CPU/request"}
+    batch = val(facts, "submit.group_commit.batch")
+    for c in (1, 2):
+        tps = val(facts, f"submit.group_commit_c{c}.throughput")
+        txs = val(facts, f"submit.group_commit_c{c}.transactions")
+        secs = val(facts, f"submit.group_commit_c{c}.cpu.postgres.cpu")
+        if batch and tps:
+            facts[f"submit.group_commit_c{c}.jobs_per_s"] = {
+                "value": round(tps * batch), "unit": "jobs/s"}
+        if batch and txs and secs is not None:
+            facts[f"submit.group_commit_c{c}.cost.postgres"] = {
+                "value": round(secs / (txs * batch) * 1e3, 4),
+                "unit": "ms CPU/job"}
+    parts = [val(facts, "submit.orch.cost.postgres"),
+             val(facts, "submit.health.cost.api_node"),
+             val(facts, "submit.orch.cost.wrk")]
+    if all(x is not None for x in parts):
+        floor = sum(parts)
+        facts["submit.floor.cost"] = {"value": round(floor, 4),
+                                      "unit": "ms CPU/request"}
+        facts["submit.floor.ceiling_all_cores"] = {
+            "value": round(cores / floor * 1e3), "unit": "req/s"}
     n = val(facts, "submit.pgbench.transactions")
     secs = val(facts, "submit.pgbench_cpu.postgres.cpu")
     if n and secs is not None:
