@@ -42,6 +42,8 @@ set ylabel "jobs/s (first start to last completion)"
 set xtics (1, 2, 4)
 set xrange [0.5:4.5]
 set yrange [0:*]
+# Headroom above the tallest bar, for its label.
+set offsets 0, 0, graph 0.1, 0
 set grid ytics
 set key off
 set style fill solid 0.6
