@@ -1062,59 +1062,41 @@ def cmd_statement(source, name, *params):
     that could drift. Macros the statements use are expanded from their
     `#define`s in the same file; `$N=EXPR` replaces parameter N."""
     text = open(source).read()
-    literal = re.compile(r'\s*"((?:[^"\\]|\\.)*)"')
-    macro = re.compile(r'\s*([A-Z][A-Z0-9_]*)(\("((?:[^"\\]|\\.)*)"\))?')
+    tokens = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)'
+                        r'(?:\(\s*"((?:[^"\\]|\\.)*)"\s*\))?)')
 
     def unescape(s):
         return s.replace('\\"', '"').replace("\\\\", "\\")
 
-    def define(mname):
-        m = re.search(r"#define " + mname + r"(\(\w+\))?((?:.*\\\n)*.*)", text)
-        if not m:
-            sys.exit(f"statement: no #define {mname} in {source}")
-        return m.group(1), m.group(2).replace("\\\n", " ")
-
-    def expand(body, arg=None, argname=None):
-        # A macro body: string literals, the argument, other macros.
-        out, k = [], 0
-        tokens = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)'
-                            r'(?:\(\s*"((?:[^"\\]|\\.)*)"\s*\))?)')
+    def concat(body, k=0, arg=None, argname=None):
+        # Adjacent string literals, a macro's argument and upper-case macros
+        # (expanded from their #define), up to the first other token.
+        out = []
         while True:
             m = tokens.match(body, k)
             if not m or m.end() == k:
                 break
-            k = m.end()
             if m.group(1) is not None:
                 out.append(unescape(m.group(1)))
             elif argname and m.group(2) == argname:
                 out.append(arg)
-            else:
-                params_, inner = define(m.group(2))
+            elif m.group(2).isupper():
+                d = re.search(r"#define " + m.group(2)
+                              + r"(?:\((\w+)\))?((?:.*\\\n)*.*)", text)
+                if not d:
+                    sys.exit(f"statement: no #define {m.group(2)} in {source}")
                 inner_arg = unescape(m.group(3)) if m.group(3) else None
-                out.append(expand(inner, inner_arg,
-                                  params_[1:-1] if params_ else None))
+                out.append(concat(d.group(2).replace("\\\n", " "), 0,
+                                  inner_arg, d.group(1)))
+            else:
+                break
+            k = m.end()
         return "".join(out)
 
     start = text.find('prepared("%s",' % name)
     if start < 0:
         sys.exit(f"statement: no prepared statement {name} in {source}")
-    k = start + len('prepared("%s",' % name)
-    parts = []
-    while True:
-        m = literal.match(text, k)
-        if m:
-            parts.append(unescape(m.group(1)))
-            k = m.end()
-            continue
-        m = macro.match(text, k)
-        if m and m.group(1).isupper():
-            params_, body = define(m.group(1))
-            arg = unescape(m.group(3)) if m.group(3) else None
-            parts.append(expand(body, arg, params_[1:-1] if params_ else None))
-            k = m.end()
-            continue
-        break
-    sql = "".join(parts)
+    sql = concat(text, start + len('prepared("%s",' % name))
     if not sql.strip():
         sys.exit(f"statement: {name} in {source} is not one literal")
     for p in sorted(params, key=lambda x: -int(x.split("=", 1)[0][1:])):
