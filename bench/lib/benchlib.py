@@ -15,6 +15,7 @@ and `report` turns them into the results JSON and the table. Subcommands:
     rss PREFIX PID                 facts: VmRSS and VmHWM of PID
     wrk-facts PREFIX OUT [RUSAGE]  facts from wrk's BENCH_JSON line
     pgbench-facts PREFIX OUT       facts from pgbench's summary
+    floor-server-facts PREFIX OUT  facts from submit-floor's closing line
     wait-http URL SECONDS          wait until URL answers 2xx
     wait-workers BASE N SECONDS    wait until GET /workers lists N workers
     wait-quiet PREFIX MAX CORES    wait until the machine is nearly idle
@@ -225,14 +226,20 @@ def cmd_rss(prefix, pid):
 # -- load generator output ---------------------------------------------------
 
 
-def cmd_wrk_facts(prefix, out, rusage=None):
+def bench_json(out, who):
+    """The last `BENCH_JSON {...}` line a load tool printed to OUT."""
     data = None
     with open(out) as f:
         for line in f:
             if line.startswith("BENCH_JSON "):
                 data = json.loads(line[len("BENCH_JSON "):])
     if data is None:
-        sys.exit(f"wrk-facts: no BENCH_JSON line in {out}")
+        sys.exit(f"{who}: no BENCH_JSON line in {out}")
+    return data
+
+
+def cmd_wrk_facts(prefix, out, rusage=None):
+    data = bench_json(out, "wrk-facts")
     dur = data["duration_us"] / 1e6
     fact(f"{prefix}.requests", data["requests"], "requests")
     fact(f"{prefix}.duration", round(dur, 3), "s")
@@ -293,6 +300,16 @@ def http_get(conn, path):
     conn.request("GET", path)
     r = conn.getresponse()
     return r.status, r.read()
+
+
+def cmd_floor_server_facts(prefix, out):
+    """The counts bench/tools/submit_floor.cpp printed when it stopped."""
+    data = bench_json(out, "floor-server-facts")
+    fact(f"{prefix}.commits", data["commits"], "transactions")
+    fact(f"{prefix}.jobs_per_commit",
+         round(data["committed"] / max(1, data["commits"]), 1), "jobs")
+    fact(f"{prefix}.bad_requests", data["bad_requests"], "requests")
+    fact(f"{prefix}.db_errors", data["db_errors"], "errors")
 
 
 def cmd_wait_http(url, seconds):
@@ -721,6 +738,15 @@ TABLE = [
      "submit.floor.cost"),
     ("1 submit", "  floor's rate with both cores busy",
      "submit.floor.ceiling_all_cores"),
+    ("1 submit", "least server (no orch), 1 conn",
+     "submit.floor_server_c1.throughput"),
+    ("1 submit", "  latency p99", "submit.floor_server_c1.latency_p99"),
+    ("1 submit", "  jobs per group commit",
+     "submit.floor_server_c1.jobs_per_commit"),
+    ("1 submit", "  server CPU/request", "submit.floor_server_c1.cost.server"),
+    ("1 submit", "  postgres CPU/request",
+     "submit.floor_server_c1.cost.postgres"),
+    ("1 submit", "  2 conns", "submit.floor_server_c2.throughput"),
     ("2 drain", "1 worker", "drain.w1.throughput"),
     ("2 drain", "2 workers", "drain.w2.throughput"),
     ("2 drain", "4 workers", "drain.w4.throughput"),
@@ -950,6 +976,15 @@ def derive(facts):
                                       "unit": "ms CPU/request"}
         facts["submit.floor.ceiling_all_cores"] = {
             "value": round(cores / floor * 1e3), "unit": "req/s"}
+    for c in (1, 2):
+        p = f"submit.floor_server_c{c}"
+        n = val(facts, f"{p}.requests")
+        for who, group in (("server", "api_node"), ("postgres", "postgres")):
+            secs = val(facts, f"{p}.cpu.{group}.cpu")
+            if n and secs is not None:
+                facts[f"{p}.cost.{who}"] = {
+                    "value": round(secs / n * 1e3, 4),
+                    "unit": "ms CPU/request"}
     n = val(facts, "submit.pgbench.transactions")
     secs = val(facts, "submit.pgbench_cpu.postgres.cpu")
     if n and secs is not None:
