@@ -107,12 +107,8 @@ struct pool_state {
       answers.results.emplace_back(std::move(r));
     }
     caf::anon_send(responder, std::move(answers));
-    // The local scheduler first (no round trip), then every other node's.
+    // The local scheduler; every other node's heard the commit's NOTIFY.
     caf::anon_send(scheduler, wake_atom::value);
-    if (auto err = store->notify_new_jobs())
-      spdlog::warn("cannot notify other api-nodes of new jobs (their sweep "
-                   "will find them): {}",
-                   render(err));
   }
 };
 

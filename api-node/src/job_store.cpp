@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 
@@ -294,11 +295,26 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       hashes.push_back(s.request_hash);
       executors.push_back(s.executor);
     }
-    // An explicit transaction, not autocommit: if the connection is lost
-    // while the insert runs, the server rolls it back, so the 503 the batch
-    // then gets means "not committed". In autocommit the server would commit
-    // the statement anyway and only the COMMIT's own loss is in doubt here.
-    pqxx::work tx{conn()};
+    // One statement inserts the jobs and their events and queues the NOTIFY
+    // that wakes every api-node's scheduler (delivered at commit; the
+    // local one is woken directly). Without Idempotency-Keys it runs in
+    // autocommit: one round trip per group commit, where BEGIN, COMMIT and
+    // a NOTIFY of its own took three more. A connection lost while it runs
+    // leaves the outcome in doubt, as a lost COMMIT does; the 503 says
+    // retry. A batch with keys runs in an explicit transaction, so that the
+    // look-up of replayed keys below commits or rolls back with the insert.
+    // The NOTIFY holds PostgreSQL's notification lock from the commit's
+    // start to its end, so commits of concurrent writers (DB_WRITERS > 1,
+    // several api-nodes) take turns over their WAL flushes.
+    bool keyed = std::any_of(subs.begin(), subs.end(), [](const auto& s) {
+      return s.idempotency_key.has_value();
+    });
+    std::unique_ptr<pqxx::transaction_base> txp;
+    if (keyed)
+      txp = std::make_unique<pqxx::work>(conn());
+    else
+      txp = std::make_unique<pqxx::nontransaction>(conn());
+    auto& tx = *txp;
     // A key seen before inserts nothing (ON CONFLICT DO NOTHING waits for a
     // concurrent inserter of the same key to commit or roll back).
     auto r = tx.exec_prepared(prepared("submit_jobs",
@@ -320,8 +336,11 @@ job_store::submit_jobs(const std::vector<job_submission>& subs) {
       " ev AS ("
       "  INSERT INTO job_events (job_id, at, from_status, to_status, "
       "                          attempt, message)"
-      "  SELECT id, created_at, NULL, 'pending', 0, 'submitted' FROM ins)"
-      "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins"),
+      "  SELECT id, created_at, NULL, 'pending', 0, 'submitted' FROM ins),"
+      " n AS (SELECT pg_notify('orch_jobs', '')"
+      "       FROM (SELECT 1 FROM ins LIMIT 1) one)"
+      "SELECT id::text, " ORCH_MICROS("created_at") " FROM ins,"
+      " (SELECT count(*) FROM n) notified"),
       pg_array(ids), pg_array(names), pg_array(params),
       pg_array(descriptions), pg_int_array(priorities),
       pg_int_array(max_attempts), pg_array(backoffs), pg_int_array(timeouts),
@@ -553,23 +572,6 @@ caf::error job_store::release_claims(const std::string& scheduler_id) {
                    " WHERE status = 'pending' AND claimed_by = $1",
                    scheduler_id);
     tx.commit();
-    return caf::none;
-  });
-}
-
-caf::error job_store::notify_new_jobs() {
-  return guarded("notify_new_jobs", [&]() -> caf::error {
-    // A NOTIFY gets a transaction id, so its commit waits for a WAL flush
-    // (one more fsync per submit batch) unless told not to. The hint is
-    // delivered at commit either way; one lost in a server crash costs
-    // nothing, because every scheduler's sweep finds pending jobs.
-    // One statement in autocommit: one round trip instead of three (BEGIN,
-    // the statement, COMMIT). set_config(..., true) lasts for the
-    // statement's own transaction, whose commit it governs.
-    pqxx::nontransaction tx{conn()};
-    tx.exec_prepared(prepared("notify_new_jobs",
-                              "SELECT set_config('synchronous_commit', 'off',"
-                              " true), pg_notify('orch_jobs', '')"));
     return caf::none;
   });
 }

@@ -129,6 +129,15 @@ def machine_ticks():
     return v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
 
 
+def steal_ticks():
+    """Ticks the hypervisor gave to others while this machine's CPUs wanted
+    to run (the steal column of /proc/stat): a slow run of a virtual
+    machine shows here."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    return int(parts[7]) if len(parts) > 7 else 0
+
+
 def pressure(kind):
     """Cumulative microseconds during which some task stalled on `kind`."""
     try:
@@ -143,7 +152,8 @@ def pressure(kind):
 
 def cmd_procsnap(out, *specs):
     snap = {"t": time.monotonic(), "groups": {},
-            "machine": machine_ticks(), "psi_cpu": pressure("cpu"),
+            "machine": machine_ticks(), "steal": steal_ticks(),
+            "psi_cpu": pressure("cpu"),
             "psi_io": pressure("io")}
     for spec in specs:
         name, _, what = spec.partition("=")
@@ -174,6 +184,9 @@ def cmd_procdiff(prefix, a, b):
     fact(f"{prefix}.machine_busy.cores", round(busy / wall, 2), "cores")
     fact(f"{prefix}.other.cores", round(max(0.0, busy - ours) / wall, 2),
          "cores")
+    if "steal" in sa:
+        fact(f"{prefix}.machine_steal.cores",
+             round((sb["steal"] - sa["steal"]) / CLK_TCK / wall, 2), "cores")
     for kind in ("cpu", "io"):
         a, b = sa.get(f"psi_{kind}"), sb.get(f"psi_{kind}")
         if a is not None and b is not None:
@@ -714,6 +727,8 @@ TABLE = [
     ("1 submit", "  other processes CPU (incl. wrk)",
      "submit.cpu.other.cores"),
     ("1 submit", "  CPU pressure (some)", "submit.cpu.pressure_cpu_some"),
+    ("1 submit", "  CPU stolen by the hypervisor",
+     "submit.cpu.machine_steal.cores"),
     ("1 submit", "pgbench 1-row INSERT/tx, 64 clients",
      "submit.pgbench.throughput"),
     ("1 submit", "  pgbench latency mean", "submit.pgbench.latency_mean"),

@@ -8,12 +8,13 @@
 //     as JSON (pipeline_name a string, parameters an object);
 //   - group-commits every submission that arrived while the previous
 //     commit ran, with the api-node's own submit statement (read from
-//     job_store.cpp by the harness) inside BEGIN ... COMMIT, followed by the
-//     api-node's NOTIFY statement, all sent in one round trip;
-//   - answers each request 201 with the job as JSON once COMMIT returned.
+//     job_store.cpp by the harness; it queues the NOTIFY too), in autocommit
+//     as the api-node runs it;
+//   - sends the next batch as soon as the statement's rows came, and
+//     answers each request 201 with the job as JSON once it committed.
 //
-//   submit-floor --port P --db URL [--connections N]
-//                --insert FILE --notify FILE --ready FILE
+//   submit-floor --port P --db URL [--connections N] --insert FILE
+//                --ready FILE
 //
 // With N connections (1 unless told), a batch goes out on every connection
 // that has none in flight, so that one commit's flush overlaps the next
@@ -90,22 +91,22 @@ struct submission {
   std::string params;
 };
 
-// One group commit on its way: BEGIN, the insert, COMMIT, sync, the NOTIFY,
-// sync. `step` counts the results that came back.
+// One group commit on its way: the statement, then a sync. `step` is 1 once
+// the statement's rows came.
 struct flight {
   int step = 0;
   std::vector<submission> batch;
   std::unordered_map<std::string, int64_t> created;
 };
 
-// One database connection. Its next batch goes out as soon as the last one
-// committed, before that one's answers are written (pipeline mode queues it
-// behind the NOTIFY).
+// One database connection. Its next batch goes out as soon as the last
+// one's statement returned its rows, before that one committed (pipeline
+// mode queues it behind the commit).
 struct writer {
   PGconn* pg = nullptr;
   std::deque<flight> flights;
   bool ready() const {
-    return flights.empty() || flights.back().step >= 3;
+    return flights.empty() || flights.back().step >= 1;
   }
 };
 
@@ -152,7 +153,7 @@ std::string rfc3339(int64_t micros) {
 class server {
 public:
   server(int port, const std::string& url, int connections,
-         const std::string& insert, const std::string& notify) {
+         const std::string& insert) {
     ep_ = epoll_create1(0);
     writers_.resize(static_cast<size_t>(connections));
     for (auto& w : writers_) {
@@ -160,7 +161,6 @@ public:
       if (PQstatus(w.pg) != CONNECTION_OK)
         die(std::string{"cannot connect: "} + PQerrorMessage(w.pg));
       prepare(w.pg, "ins", insert);
-      prepare(w.pg, "notify", notify);
       if (PQsetnonblocking(w.pg, 1) != 0 || PQenterPipelineMode(w.pg) != 1)
         die("cannot enter pipeline mode");
       watch(PQsocket(w.pg), EPOLLIN);
@@ -376,17 +376,7 @@ private:
                               nulls.c_str(), zeros.c_str(), ones.c_str(),
                               ones.c_str(),  hours.c_str(), nulls.c_str(),
                               hashes.c_str(), execs.c_str()};
-    if (PQsendQueryParams(w.pg, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr,
-                          0)
-          != 1
-        || PQsendQueryPrepared(w.pg, "ins", 11, values, nullptr, nullptr, 0)
-             != 1
-        || PQsendQueryParams(w.pg, "COMMIT", 0, nullptr, nullptr, nullptr,
-                             nullptr, 0)
-             != 1
-        || PQpipelineSync(w.pg) != 1
-        || PQsendQueryPrepared(w.pg, "notify", 0, nullptr, nullptr, nullptr, 0)
-             != 1
+    if (PQsendQueryPrepared(w.pg, "ins", 11, values, nullptr, nullptr, 0) != 1
         || PQpipelineSync(w.pg) != 1)
       die(std::string{"cannot send: "} + PQerrorMessage(w.pg));
     while (PQflush(w.pg) == 1) {
@@ -395,9 +385,11 @@ private:
     ++commits_;
   }
 
-  // Results arrive in order: BEGIN, the insert, COMMIT, sync, the notify,
-  // sync, then those of the next flight. When COMMIT's result came, the next
-  // batch goes out first and then the answers.
+  // Results arrive in order: the statement's, its sync, then those of the
+  // next flight. The statement runs in an implicit transaction that commits
+  // when the server reaches the sync, so the answers wait for the sync's
+  // result; the next batch goes out as soon as the statement's rows came
+  // (the server runs it after that commit).
   void read_pg(writer& w) {
     if (PQconsumeInput(w.pg) != 1)
       die(std::string{"connection lost: "} + PQerrorMessage(w.pg));
@@ -407,30 +399,23 @@ private:
         continue; // end of one query's results
       auto& f = w.flights.front();
       auto st = PQresultStatus(r);
-      if (st == PGRES_PIPELINE_SYNC) {
+      if (st == PGRES_PIPELINE_SYNC) { // committed
         PQclear(r);
-        if (++f.step == 5)
-          w.flights.pop_front();
+        answer_batch(f);
+        w.flights.pop_front();
         continue;
       }
-      if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+      if (st != PGRES_TUPLES_OK) {
         ++db_errors_;
         std::fprintf(stderr, "submit-floor: %s", PQresultErrorMessage(r));
-      }
-      if (f.step == 1) // the insert's rows
+      } else {
         for (int i = 0; i < PQntuples(r); ++i)
           f.created[PQgetvalue(r, i, 0)] = std::atoll(PQgetvalue(r, i, 1));
-      if (f.step == 2) { // COMMIT: its failure leaves nothing committed
-        if (st != PGRES_COMMAND_OK)
-          f.created.clear();
-        f.step = 3;
-        if (!queued_.empty())
-          send_batch(w); // deque: `f` stays valid
-        answer_batch(f);
-      } else if (f.step < 3) {
-        ++f.step;
       }
+      f.step = 1;
       PQclear(r);
+      if (!queued_.empty())
+        send_batch(w); // deque: `f` stays valid
     }
   }
 
@@ -481,7 +466,7 @@ private:
 int main(int argc, char** argv) {
   int port = 0;
   int connections = 1;
-  std::string url, insert, notify, ready;
+  std::string url, insert, ready;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--port")
@@ -492,21 +477,19 @@ int main(int argc, char** argv) {
       url = v;
     else if (k == "--insert")
       insert = slurp(v);
-    else if (k == "--notify")
-      notify = slurp(v);
     else if (k == "--ready")
       ready = v;
     else
       die("unknown argument " + k);
   }
-  if (port <= 0 || connections < 1 || url.empty() || insert.empty() || notify.empty()
+  if (port <= 0 || connections < 1 || url.empty() || insert.empty()
       || ready.empty())
     die("usage: submit-floor --port P --db URL [--connections N] "
-        "--insert FILE --notify FILE --ready FILE");
+        "--insert FILE --ready FILE");
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
-  server srv{port, url, connections, insert, notify};
+  server srv{port, url, connections, insert};
   std::ofstream{ready} << "ready\n";
   srv.run();
   srv.report();

@@ -219,15 +219,11 @@ public:
 
   /// Like `insert_jobs`, honouring Idempotency-Keys: a key seen before
   /// returns its job (replayed) when the body hash matches, and a
-  /// `validation_failed` error otherwise.
+  /// `validation_failed` error otherwise. Its commit also tells every
+  /// api-node's scheduler (NOTIFY orch_jobs) that new jobs exist. One
+  /// statement, in autocommit when no submission has a key.
   caf::expected<std::vector<submit_result>>
   submit_jobs(const std::vector<job_submission>& subs);
-
-  /// Tells every api-node's scheduler (NOTIFY orch_jobs) that new jobs
-  /// exist. Sent in its own transaction after the insert commits: a NOTIFY
-  /// inside the insert would serialize concurrent commits on PostgreSQL's
-  /// notification queue lock.
-  caf::error notify_new_jobs();
 
   /// Cancels a job: a pending one at once, a running one by setting
   /// `cancel_requested` (and notifying the schedulers on `orch_cancel`).
