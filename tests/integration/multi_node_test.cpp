@@ -89,8 +89,6 @@ TEST(multi_node, two_api_nodes_never_start_a_job_twice) {
             "120");
 }
 
-// A job submitted to an api-node that has no workers at all is run by the
-// worker of the other api-node.
 namespace {
 
 // Two api-nodes on one database: `a` with worker "wa" (SLOTS slots), and
@@ -118,6 +116,8 @@ struct lonely_pair {
 
 } // namespace
 
+// A job submitted to an api-node that has no workers at all is run by the
+// worker of the other api-node.
 TEST(multi_node, job_on_a_node_without_workers_runs_elsewhere) {
   lonely_pair nodes{2};
   ASSERT_TRUE(nodes.worker_connected());
