@@ -7,6 +7,9 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <string_view>
+#include <unordered_map>
+
 namespace orch::api {
 
 namespace {
@@ -20,10 +23,21 @@ struct submit_msg {
   submit_callback done;
 };
 
+struct lookup_msg {
+  std::string id;
+  lookup_callback done;
+};
+
 /// A committed batch's answers, for the responder.
 struct answers_msg {
   std::vector<submit_callback> done;
   std::vector<caf::expected<submit_result>> results;
+};
+
+/// A batch of lookups' answers, for the responder.
+struct lookup_answers_msg {
+  std::vector<lookup_callback> done;
+  std::vector<caf::expected<job>> results;
 };
 
 } // namespace
@@ -32,6 +46,8 @@ struct answers_msg {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::task_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::submit_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::answers_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::lookup_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::lookup_answers_msg)
 
 namespace orch::api {
 
@@ -59,6 +75,10 @@ caf::behavior responder_actor() {
       for (size_t i = 0; i < m.done.size(); ++i)
         m.done[i](std::move(m.results[i]));
     },
+    [](lookup_answers_msg& m) {
+      for (size_t i = 0; i < m.done.size(); ++i)
+        m.done[i](std::move(m.results[i]));
+    },
   };
 }
 
@@ -67,12 +87,55 @@ struct pool_state {
   std::unique_ptr<job_store> store;
   std::shared_ptr<pool_usage> usage;
   std::vector<submit_msg> queued;
+  std::vector<lookup_msg> lookups;
   bool flush_scheduled = false;
   caf::actor scheduler;
   caf::actor responder;
 
   void flush() {
     flush_scheduled = false;
+    flush_lookups();
+    flush_submissions();
+  }
+
+  // One statement for every queued lookup; a job found twice (two requests
+  // for one id) answers both.
+  void flush_lookups() {
+    if (lookups.empty())
+      return;
+    busy_scope busy{*usage};
+    auto items = std::move(lookups);
+    lookups.clear();
+    std::vector<std::string> ids;
+    ids.reserve(items.size());
+    for (auto& item : items)
+      ids.push_back(item.id);
+    lookup_answers_msg answers;
+    answers.done.reserve(items.size());
+    answers.results.reserve(items.size());
+    auto found = store->get_jobs(ids);
+    if (!found)
+      spdlog::warn("cannot read {} jobs: {}", items.size(),
+                   render(found.error()));
+    std::unordered_map<std::string_view, const job*> by_id;
+    if (found)
+      for (auto& j : *found)
+        by_id.emplace(j.id, &j);
+    for (auto& item : items) {
+      if (!found) {
+        answers.results.emplace_back(found.error());
+      } else if (auto i = by_id.find(item.id); i != by_id.end()) {
+        answers.results.emplace_back(*i->second);
+      } else {
+        answers.results.emplace_back(
+          make_error(ec::not_found, "no job with id " + item.id));
+      }
+      answers.done.push_back(std::move(item.done));
+    }
+    caf::anon_send(responder, std::move(answers));
+  }
+
+  void flush_submissions() {
     if (queued.empty())
       return;
     busy_scope busy{*usage};
@@ -112,6 +175,18 @@ struct pool_state {
   }
 };
 
+// Flushes at once when a batch is full, else once the mailbox holds no
+// more of what arrived meanwhile (the flush message queues behind it).
+void schedule_flush(caf::stateful_actor<pool_state>* self, bool full) {
+  auto& st = self->state;
+  if (full) {
+    st.flush();
+  } else if (!st.flush_scheduled) {
+    st.flush_scheduled = true;
+    self->send(self, flush_atom::value);
+  }
+}
+
 caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
                          std::string url, caf::actor scheduler,
                          std::shared_ptr<pool_usage> usage) {
@@ -140,12 +215,12 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
     [self](submit_msg& s) {
       auto& st = self->state;
       st.queued.push_back(std::move(s));
-      if (st.queued.size() >= defaults::max_submit_batch) {
-        st.flush();
-      } else if (!st.flush_scheduled) {
-        st.flush_scheduled = true;
-        self->send(self, flush_atom::value);
-      }
+      schedule_flush(self, st.queued.size() >= defaults::max_submit_batch);
+    },
+    [self](lookup_msg& l) {
+      auto& st = self->state;
+      st.lookups.push_back(std::move(l));
+      schedule_flush(self, st.lookups.size() >= defaults::max_lookup_batch);
     },
     [self](flush_atom) { self->state.flush(); },
   };
@@ -161,7 +236,8 @@ db_pool::db_pool(caf::actor_system& sys, std::string url, size_t readers,
   for (size_t i = 0; i < std::max<size_t>(writers, 1); ++i)
     writers_.push_back(
       sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_));
-  usage_->size = static_cast<int64_t>(readers_.size() + writers_.size());
+  lookup_ = sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_);
+  usage_->size = static_cast<int64_t>(readers_.size() + writers_.size() + 1);
 }
 
 db_pool::~db_pool() {
@@ -178,12 +254,17 @@ void db_pool::submit(job_submission sub, submit_callback done) {
                  submit_msg{std::move(sub), std::move(done)});
 }
 
+void db_pool::lookup(std::string id, lookup_callback done) {
+  caf::anon_send(lookup_, lookup_msg{std::move(id), std::move(done)});
+}
+
 void db_pool::stop() {
   // The handles stay valid: a late task goes to an exited actor and is
   // dropped, which only happens while the process shuts down.
   for (auto* group : {&readers_, &writers_})
     for (auto& a : *group)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(lookup_, caf::exit_reason::user_shutdown);
 }
 
 } // namespace orch::api

@@ -803,11 +803,9 @@ struct http_server::impl {
     auto id = job_id(w, raw_id);
     if (!id)
       return;
-    auto lower = *id;
-    {
-      auto& store = reactor_store();
-      auto* out = &w;
-      auto x = store.get_job(lower);
+    // Batched on a pool reader: the lookups that arrive together share one
+    // statement, and the responder answers them.
+    ctx.pool->lookup(*id, [out = detach(w)](caf::expected<job> x) {
       if (!x) {
         send_problem(*out, x.error());
         return;
@@ -815,7 +813,7 @@ struct http_server::impl {
       std::string body;
       codec::append_json(body, *x);
       send(*out, 200, body, "application/json");
-    }
+    });
   }
 
   // Checks a submission against the pipeline catalog: the pipeline must

@@ -609,6 +609,22 @@ caf::expected<job> job_store::get_job(const std::string& id) {
   });
 }
 
+caf::expected<std::vector<job>>
+job_store::get_jobs(const std::vector<std::string>& ids) {
+  return guarded("get_jobs", [&]() -> caf::expected<std::vector<job>> {
+    static const std::string sql = std::string{"SELECT "} + job_columns
+                                   + " FROM jobs WHERE id = ANY($1::uuid[])";
+    auto name = prepared("get_jobs", sql);
+    pqxx::nontransaction tx{conn()};
+    auto r = tx.exec_prepared(name, pg_array(ids));
+    std::vector<job> out;
+    out.reserve(r.size());
+    for (const auto& row : r)
+      out.push_back(read_job(row));
+    return out;
+  });
+}
+
 caf::expected<job_page> job_store::list_jobs(const job_filter& filter) {
   return guarded("list_jobs", [&]() -> caf::expected<job_page> {
     std::vector<std::string> statuses;

@@ -15,7 +15,7 @@ and `report` turns them into the results JSON and the table. Subcommands:
     rss PREFIX PID                 facts: VmRSS and VmHWM of PID
     wrk-facts PREFIX OUT [RUSAGE]  facts from wrk's BENCH_JSON line
     pgbench-facts PREFIX OUT       facts from pgbench's summary
-    floor-server-facts PREFIX OUT  facts from submit-floor's closing line
+    floor-server-facts PREFIX OUT  facts from least-server's closing line
     wait-http URL SECONDS          wait until URL answers 2xx
     wait-workers BASE N SECONDS    wait until GET /workers lists N workers
     wait-quiet PREFIX MAX CORES    wait until the machine is nearly idle
@@ -316,11 +316,17 @@ def http_get(conn, path):
 
 
 def cmd_floor_server_facts(prefix, out):
-    """The counts bench/tools/submit_floor.cpp printed when it stopped."""
+    """The counts bench/tools/least_server.cpp printed when it stopped."""
     data = bench_json(out, "floor-server-facts")
-    fact(f"{prefix}.commits", data["commits"], "transactions")
-    fact(f"{prefix}.jobs_per_commit",
-         round(data["committed"] / max(1, data["commits"]), 1), "jobs")
+    if data.get("commits"):
+        fact(f"{prefix}.commits", data["commits"], "transactions")
+        fact(f"{prefix}.jobs_per_commit",
+             round(data["committed"] / data["commits"], 1), "jobs")
+    if data.get("lookup_batches"):
+        fact(f"{prefix}.lookup_statements", data["lookup_batches"],
+             "statements")
+        fact(f"{prefix}.lookups_per_statement",
+             round(data["lookups"] / data["lookup_batches"], 1), "lookups")
     fact(f"{prefix}.bad_requests", data["bad_requests"], "requests")
     fact(f"{prefix}.db_errors", data["db_errors"], "errors")
 
@@ -786,6 +792,16 @@ TABLE = [
     ("5 reads", "GET /jobs/{id} req/s", "reads.get_job.throughput"),
     ("5 reads", "  p50", "reads.get_job.latency_p50"),
     ("5 reads", "  p99", "reads.get_job.latency_p99"),
+    ("5 reads", "least server (no orch), 1 conn, req/s",
+     "reads.get_job_floor_c1.throughput"),
+    ("5 reads", "  p99", "reads.get_job_floor_c1.latency_p99"),
+    ("5 reads", "  lookups per statement",
+     "reads.get_job_floor_c1.lookups_per_statement"),
+    ("5 reads", "  server CPU/request", "reads.get_job_floor_c1.cost.server"),
+    ("5 reads", "  postgres CPU/request",
+     "reads.get_job_floor_c1.cost.postgres"),
+    ("5 reads", "  2 conns, req/s", "reads.get_job_floor_c2.throughput"),
+    ("5 reads", "  2 conns, p99", "reads.get_job_floor_c2.latency_p99"),
     ("5 reads", "GET /jobs?status=running req/s",
      "reads.list_running.throughput"),
     ("5 reads", "  p50", "reads.list_running.latency_p50"),
@@ -991,8 +1007,8 @@ def derive(facts):
                                       "unit": "ms CPU/request"}
         facts["submit.floor.ceiling_all_cores"] = {
             "value": round(cores / floor * 1e3), "unit": "req/s"}
-    for c in (1, 2):
-        p = f"submit.floor_server_c{c}"
+    for p in [f"{m}_c{c}" for m in ("submit.floor_server",
+                                     "reads.get_job_floor") for c in (1, 2)]:
         n = val(facts, f"{p}.requests")
         for who, group in (("server", "api_node"), ("postgres", "postgres")):
             secs = val(facts, f"{p}.cpu.{group}.cpu")
@@ -1107,12 +1123,13 @@ def cmd_markdown(results):
 
 
 def cmd_statement(source, name, *params):
-    """Prints the text of `prepared("NAME", "..." "...")` in a C++ source,
+    """Prints the text of `prepared("NAME", "..." "...")` in a C++ source
+    (or of `constexpr const char* NAME = "..." "...";`),
     so that bench/ceiling runs the api-node's own statements, not copies
     that could drift. Macros the statements use are expanded from their
     `#define`s in the same file; `$N=EXPR` replaces parameter N."""
     text = open(source).read()
-    tokens = re.compile(r'\s*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)'
+    tokens = re.compile(r'(?:\s|//[^\n]*)*(?:"((?:[^"\\]|\\.)*)"|([A-Za-z_]\w*)'
                         r'(?:\(\s*"((?:[^"\\]|\\.)*)"\s*\))?)')
 
     def unescape(s):
@@ -1144,9 +1161,16 @@ def cmd_statement(source, name, *params):
         return "".join(out)
 
     start = text.find('prepared("%s",' % name)
-    if start < 0:
-        sys.exit(f"statement: no prepared statement {name} in {source}")
-    sql = concat(text, start + len('prepared("%s",' % name))
+    if start >= 0:
+        start += len('prepared("%s",' % name)
+    else:
+        # A constant the statements are built from (job_columns).
+        m = re.search(r"constexpr const char\*\s+%s\s*=" % re.escape(name),
+                      text)
+        if not m:
+            sys.exit(f"statement: no prepared statement {name} in {source}")
+        start = m.end()
+    sql = concat(text, start)
     if not sql.strip():
         sys.exit(f"statement: {name} in {source} is not one literal")
     for p in sorted(params, key=lambda x: -int(x.split("=", 1)[0][1:])):

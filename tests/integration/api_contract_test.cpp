@@ -3,6 +3,8 @@
 
 #include "common.hpp"
 
+#include <cctype>
+#include <future>
 #include <regex>
 
 using namespace orch::test;
@@ -273,6 +275,50 @@ TEST_F(api, hostile_strings_round_trip_verbatim) {
   auto j = get_job(c, id);
   EXPECT_EQ(j["description"], body["description"]);
   EXPECT_EQ(j["parameters"], body["parameters"]);
+}
+
+// GET /jobs/{id} is answered in batches (one statement for the lookups that
+// arrive together); concurrent clients must each get the job they asked
+// for, and a 404 for an id that is not there.
+TEST_F(api, concurrent_lookups_each_get_their_own_job) {
+  auto c = client();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 30; ++i)
+    ids.push_back(submit(c, {{"pipeline_name", "lookup-" + std::to_string(i)},
+                             {"parameters", {{"n", i}}}}));
+  const std::string missing = "6f1b2a7e-0000-4000-8000-00000000abcd";
+  std::vector<std::future<std::string>> clients;
+  for (int t = 0; t < 8; ++t)
+    clients.push_back(std::async(std::launch::async, [&, t] {
+      http_client mine{node->http_port};
+      std::string wrong;
+      for (int round = 0; round < 5; ++round)
+        for (size_t k = 0; k <= ids.size(); ++k) {
+          size_t i = (k + static_cast<size_t>(t) * 7) % (ids.size() + 1);
+          if (i == ids.size()) {
+            auto r = mine.get("/jobs/" + missing);
+            if (r.status != 404)
+              wrong += "missing id: " + std::to_string(r.status) + "\n";
+            continue;
+          }
+          // An id in upper case is the same job.
+          auto id = ids[i];
+          if (k % 2 == 1)
+            for (auto& ch : id)
+              ch = static_cast<char>(std::toupper(ch));
+          auto r = mine.get("/jobs/" + id);
+          auto j = json::parse(r.body, nullptr, false);
+          if (r.status != 200 || j.is_discarded()
+              || j.value("id", "") != ids[i]
+              || j.value("pipeline_name", "") != "lookup-" + std::to_string(i)
+              || j["parameters"].value("n", -1) != static_cast<int>(i))
+            wrong += ids[i] + ": " + std::to_string(r.status) + " " + r.body
+                     + "\n";
+        }
+      return wrong;
+    }));
+  for (auto& f : clients)
+    EXPECT_EQ(f.get(), "");
 }
 
 TEST_F(api, keep_alive_without_connection_header) {

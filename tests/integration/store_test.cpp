@@ -91,6 +91,24 @@ TEST_F(store, insert_get_and_events) {
             "3");
 }
 
+TEST_F(store, batch_lookup_returns_the_jobs_that_exist) {
+  auto jobs = insert(3);
+  ASSERT_EQ(jobs.size(), 3u);
+  auto none = db->get_jobs({});
+  ASSERT_TRUE(none) << render(none.error());
+  EXPECT_TRUE(none->empty());
+  // A missing id is left out; an id asked for twice comes once.
+  auto x = db->get_jobs({jobs[0].id, make_uuid(), jobs[2].id, jobs[0].id});
+  ASSERT_TRUE(x) << render(x.error());
+  std::set<std::string> got;
+  for (auto& j : *x) {
+    got.insert(j.id);
+    EXPECT_EQ(j.status, job_status::pending);
+  }
+  EXPECT_EQ(x->size(), 2u);
+  EXPECT_EQ(got, (std::set<std::string>{jobs[0].id, jobs[2].id}));
+}
+
 TEST_F(store, stores_hostile_strings_verbatim) {
   job_submission s;
   s.pipeline_name = "p";

@@ -126,6 +126,8 @@ inline constexpr size_t max_output_files = 10000;
 inline constexpr size_t db_pool_size = 4;
 /// Most submissions committed in one group-commit transaction.
 inline constexpr size_t max_submit_batch = 512;
+/// Most `GET /jobs/{id}` lookups answered by one statement.
+inline constexpr size_t max_lookup_batch = 512;
 /// How long a draining api-node waits for requests in flight.
 inline constexpr auto http_drain_timeout = 10s;
 /// Backoff between attempts to reconnect to PostgreSQL.

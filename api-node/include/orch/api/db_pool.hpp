@@ -28,6 +28,9 @@ struct pool_usage {
 /// Called once a submission is committed (or failed to be).
 using submit_callback = std::function<void(caf::expected<submit_result>)>;
 
+/// Called with the job a lookup found, `not_found`, or the database error.
+using lookup_callback = std::function<void(caf::expected<job>)>;
+
 /// A fixed set of detached actors, each owning one PostgreSQL connection.
 /// HTTP handlers hand them work and return at once; the actor answers the
 /// HTTP request when the database did.
@@ -38,9 +41,17 @@ using submit_callback = std::function<void(caf::expected<submit_result>)>;
 /// callback runs only after that commit, on a responder actor of the
 /// writer's (CAF's scheduler threads), so that the writer starts its next
 /// transaction while the answers go out. Then the scheduler is woken.
+///
+/// Lookups of one job by id (`GET /jobs/{id}`) are batched the same way, on
+/// one actor of their own (its own connection): every lookup in its mailbox
+/// before its flush joins one `WHERE id = ANY(...)` statement, and its
+/// responder answers them. One lookup actor makes the biggest batches:
+/// measured against 2 and 4 (docs/performance.md), it served the most
+/// lookups with the lowest p99.
 class db_pool {
 public:
-  /// Spawns `readers` actors for `run` and `writers` for `submit`. Few
+  /// Spawns `readers` actors for `run`, `writers` for `submit` and one for
+  /// `lookup`. Few
   /// writers make big group commits: every submission that arrives while a
   /// writer commits joins its next transaction.
   db_pool(caf::actor_system& sys, std::string url, size_t readers,
@@ -52,6 +63,10 @@ public:
 
   /// Inserts `sub` as part of the next group commit, then calls `done`.
   void submit(job_submission sub, submit_callback done);
+
+  /// Reads job `id` (a lower-case UUID) as part of the lookup actor's next
+  /// batch, then calls `done`.
+  void lookup(std::string id, lookup_callback done);
 
   /// Stops the pool's actors.
   void stop();
@@ -65,6 +80,7 @@ private:
   std::shared_ptr<pool_usage> usage_ = std::make_shared<pool_usage>();
   std::vector<caf::actor> readers_;
   std::vector<caf::actor> writers_;
+  caf::actor lookup_;
   std::atomic<size_t> next_reader_{0};
   std::atomic<size_t> next_writer_{0};
 };

@@ -268,6 +268,10 @@ public:
   /// Returns one job, or `not_found`.
   caf::expected<job> get_job(const std::string& id);
 
+  /// Returns the jobs of `ids` (lower-case UUIDs) that exist, in no
+  /// particular order: one statement for a batch of lookups.
+  caf::expected<std::vector<job>> get_jobs(const std::vector<std::string>& ids);
+
   /// Returns one page of jobs, newest first.
   caf::expected<job_page> list_jobs(const job_filter& filter);
 

@@ -1,28 +1,33 @@
-// submit-floor: the least a durable HTTP submit can cost on this machine
-// (bench/run's submit measure). Not orch: one thread, one epoll loop, one
-// libpq connection in pipeline mode, no CAF, no Pistache, no thread
-// hand-offs. It does what any server that answers `POST /jobs` only after
-// the job is committed must do, and nothing more:
+// least-server: the least a durable HTTP submit, or a lookup of one job,
+// can cost on this machine (bench/run's submit and reads measures). Not
+// orch: one thread, one epoll loop, libpq connections in pipeline mode, no
+// CAF, no Pistache, no thread hand-offs. It does what any server that
+// answers these requests from PostgreSQL must do, and nothing more:
 //
-//   - reads HTTP/1.1 keep-alive requests, and parses and checks each body
-//     as JSON (pipeline_name a string, parameters an object);
-//   - group-commits every submission that arrived while the previous
-//     commit ran, with the api-node's own submit statement (read from
-//     job_store.cpp by the harness; it queues the NOTIFY too), in autocommit
-//     as the api-node runs it;
-//   - sends the next batch as soon as the statement's rows came, and
-//     answers each request 201 with the job as JSON once it committed.
+//   - reads HTTP/1.1 keep-alive requests;
+//   - `POST /jobs` (with --insert): parses and checks each body as JSON
+//     (pipeline_name a string, parameters an object), group-commits every
+//     submission that arrived while the previous commit ran, with the
+//     api-node's own submit statement (read from job_store.cpp by the
+//     harness; it queues the NOTIFY too), in autocommit as the api-node runs
+//     it, sends the next batch as soon as the statement's rows came, and
+//     answers each request 201 with the job as JSON once it committed;
+//   - `GET /jobs/{id}` (with --get): batches every lookup that queued
+//     meanwhile into one statement, the api-node's own (`WHERE id =
+//     ANY($1::uuid[])`, its columns read from job_store.cpp), pipelined,
+//     and answers 200 with the job as the api-node formats it, or 404.
 //
-//   submit-floor --port P --db URL [--connections N] --insert FILE
-//                --ready FILE
+//   least-server --port P --db URL [--connections N] [--insert FILE]
+//                [--get FILE] --ready FILE
 //
 // With N connections (1 unless told), a batch goes out on every connection
 // that has none in flight, so that one commit's flush overlaps the next
-// batch's insert.
+// batch's insert, and a batch of lookups goes to an idle connection, so
+// that N backends serve them at once.
 //
 // It writes FILE given to --ready once it listens, serves until SIGTERM or
 // SIGINT, then prints one line, `BENCH_JSON {...}`, with its request,
-// commit and error counts. Standard library, POSIX, libpq and
+// commit, lookup and error counts. Standard library, POSIX, libpq and
 // nlohmann-json only; bench/run compiles it.
 #include <libpq-fe.h>
 #include <nlohmann/json.hpp>
@@ -36,6 +41,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -59,7 +65,7 @@ void on_signal(int) {
 }
 
 [[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "submit-floor: %s\n", what.c_str());
+  std::fprintf(stderr, "least-server: %s\n", what.c_str());
   std::exit(1);
 }
 
@@ -91,12 +97,20 @@ struct submission {
   std::string params;
 };
 
-// One group commit on its way: the statement, then a sync. `step` is 1 once
-// the statement's rows came.
+struct lookup {
+  int fd;
+  uint64_t gen;
+  std::string id;
+};
+
+// One batch on its way, then a sync: a group commit (one statement; `step`
+// is 1 once its rows came), or lookups (one statement for all, answered
+// when its rows come; `step` is 1 at once, nothing waits on them).
 struct flight {
   int step = 0;
   std::vector<submission> batch;
   std::unordered_map<std::string, int64_t> created;
+  std::vector<lookup> lookups;
 };
 
 // One database connection. Its next batch goes out as soon as the last
@@ -131,9 +145,16 @@ std::string make_uuid() { // version 7: milliseconds, then random bits
 void append_quoted(std::string& out, const std::string& s) {
   out += '"';
   for (char c : s) {
-    if (c == '"' || c == '\\')
+    if (c == '"' || c == '\\') {
       out += '\\';
-    out += c;
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
   }
   out += '"';
 }
@@ -143,28 +164,32 @@ std::string rfc3339(int64_t micros) {
   struct tm tm;
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ",
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03lldZ",
                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                 tm.tm_min, tm.tm_sec,
-                static_cast<long long>(micros % 1000000));
+                static_cast<long long>(micros % 1000000 / 1000));
   return buf;
 }
 
 class server {
 public:
   server(int port, const std::string& url, int connections,
-         const std::string& insert) {
+         const std::string& insert, const std::string& get) {
     ep_ = epoll_create1(0);
     writers_.resize(static_cast<size_t>(connections));
     for (auto& w : writers_) {
       w.pg = PQconnectdb(url.c_str());
       if (PQstatus(w.pg) != CONNECTION_OK)
         die(std::string{"cannot connect: "} + PQerrorMessage(w.pg));
-      prepare(w.pg, "ins", insert);
+      if (!insert.empty())
+        prepare(w.pg, "ins", insert);
+      if (!get.empty())
+        prepare(w.pg, "get", get);
       if (PQsetnonblocking(w.pg, 1) != 0 || PQenterPipelineMode(w.pg) != 1)
         die("cannot enter pipeline mode");
       watch(PQsocket(w.pg), EPOLLIN);
     }
+    lookups_enabled_ = !get.empty();
     lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
     int one = 1;
     setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -199,15 +224,26 @@ public:
       for (auto& w : writers_)
         if (w.ready() && !queued_.empty())
           send_batch(w);
+      // Lookups go to an idle connection, in turn: those that queue while
+      // every connection has a statement out make the next batch.
+      for (size_t k = 0; k < writers_.size() && !lookups_.empty(); ++k) {
+        auto& w = writers_[next_writer_];
+        next_writer_ = (next_writer_ + 1) % writers_.size();
+        if (w.flights.empty())
+          send_lookups(w);
+      }
     }
   }
 
   void report() const {
     std::printf("BENCH_JSON {\"requests\":%llu,\"committed\":%llu,"
-                "\"commits\":%llu,\"bad_requests\":%llu,\"db_errors\":%llu}\n",
+                "\"commits\":%llu,\"lookups\":%llu,\"lookup_batches\":%llu,"
+                "\"bad_requests\":%llu,\"db_errors\":%llu}\n",
                 static_cast<unsigned long long>(requests_),
                 static_cast<unsigned long long>(committed_),
                 static_cast<unsigned long long>(commits_),
+                static_cast<unsigned long long>(found_),
+                static_cast<unsigned long long>(lookup_batches_),
                 static_cast<unsigned long long>(bad_),
                 static_cast<unsigned long long>(db_errors_));
   }
@@ -289,9 +325,23 @@ private:
         return;
       bool post = c.in.compare(0, 11, "POST /jobs ") == 0;
       bool health = c.in.compare(0, 12, "GET /health ") == 0;
+      // GET /jobs/ + 36 characters of a UUID + a space.
+      bool get = c.in.compare(0, 10, "GET /jobs/") == 0 && c.in.size() > 47
+                 && c.in[46] == ' ';
       std::string body = c.in.substr(end + 4, length);
-      c.in.erase(0, end + 4 + length);
       ++requests_;
+      if (get) {
+        auto id = path_id(c.in);
+        if (!lookups_enabled_)
+          answer(c, "404 Not Found", "{\"status\":404}");
+        else if (id.empty())
+          answer(c, "400 Bad Request", "{\"status\":400}");
+        else
+          lookups_.push_back({c.fd, c.gen, std::move(id)});
+        c.in.erase(0, end + 4 + length);
+        continue;
+      }
+      c.in.erase(0, end + 4 + length);
       if (!post) {
         if (health)
           answer(c, "200 OK", "{\"status\":\"ok\"}");
@@ -313,6 +363,18 @@ private:
                          doc.contains("parameters") ? doc["parameters"].dump()
                                                     : "{}"});
     }
+  }
+
+  // The UUID of `GET /jobs/{id} `, lower case, or "" if it is not one.
+  static std::string path_id(const std::string& in) {
+    std::string id = in.substr(10, 36);
+    for (size_t i = 0; i < id.size(); ++i) {
+      bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+      if (dash ? id[i] != '-' : !std::isxdigit(static_cast<unsigned char>(id[i])))
+        return {};
+      id[i] = static_cast<char>(std::tolower(static_cast<unsigned char>(id[i])));
+    }
+    return id;
   }
 
   void answer(conn& c, const char* status, const std::string& body,
@@ -385,6 +447,26 @@ private:
     ++commits_;
   }
 
+  void send_lookups(writer& w) {
+    auto& f = w.flights.emplace_back();
+    f.lookups.swap(lookups_);
+    f.step = 1;
+    std::string ids = "{";
+    for (auto& l : f.lookups) {
+      if (ids.size() > 1)
+        ids += ',';
+      ids += l.id;
+    }
+    ids += '}';
+    const char* values[1] = {ids.c_str()};
+    if (PQsendQueryPrepared(w.pg, "get", 1, values, nullptr, nullptr, 0) != 1
+        || PQpipelineSync(w.pg) != 1)
+      die(std::string{"cannot sync: "} + PQerrorMessage(w.pg));
+    while (PQflush(w.pg) == 1) {
+    }
+    ++lookup_batches_;
+  }
+
   // Results arrive in order: the statement's, its sync, then those of the
   // next flight. The statement runs in an implicit transaction that commits
   // when the server reaches the sync, so the answers wait for the sync's
@@ -399,6 +481,11 @@ private:
         continue; // end of one query's results
       auto& f = w.flights.front();
       auto st = PQresultStatus(r);
+      if (!f.lookups.empty() && st != PGRES_PIPELINE_SYNC) {
+        answer_lookups(f.lookups, r);
+        PQclear(r);
+        continue;
+      }
       if (st == PGRES_PIPELINE_SYNC) { // committed
         PQclear(r);
         answer_batch(f);
@@ -407,7 +494,7 @@ private:
       }
       if (st != PGRES_TUPLES_OK) {
         ++db_errors_;
-        std::fprintf(stderr, "submit-floor: %s", PQresultErrorMessage(r));
+        std::fprintf(stderr, "least-server: %s", PQresultErrorMessage(r));
       } else {
         for (int i = 0; i < PQntuples(r); ++i)
           f.created[PQgetvalue(r, i, 0)] = std::atoll(PQgetvalue(r, i, 1));
@@ -417,6 +504,103 @@ private:
       if (!queued_.empty())
         send_batch(w); // deque: `f` stays valid
     }
+  }
+
+  // Answers a batch of lookups from the rows of its statement.
+  void answer_lookups(const std::vector<lookup>& ls, PGresult* r) {
+    auto st = PQresultStatus(r);
+    bool ok = st == PGRES_TUPLES_OK && PQnfields(r) >= 23;
+    if (!ok) {
+      ++db_errors_;
+      std::fprintf(stderr, "least-server: %s", PQresultErrorMessage(r));
+    }
+    std::unordered_map<std::string, int> rows;
+    for (int i = 0; ok && i < PQntuples(r); ++i)
+      rows.emplace(PQgetvalue(r, i, 0), i);
+    for (auto& l : ls) {
+      auto it = conns_.find(l.fd);
+      if (it == conns_.end() || it->second.gen != l.gen)
+        continue;
+      auto row = rows.find(l.id);
+      if (!ok)
+        answer(it->second, "503 Service Unavailable", "{\"status\":503}");
+      else if (row == rows.end())
+        answer(it->second, "404 Not Found", "{\"status\":404}");
+      else
+        answer_job(it->second, l, r, row->second);
+    }
+  }
+
+  // The row as the api-node formats a job (codec::append_json): the
+  // columns of job_store.cpp's job_columns, in their order.
+  void answer_job(conn& c, const lookup& l, PGresult* r, int row) {
+    ++found_;
+    auto v = [&](int i) -> const char* { return PQgetvalue(r, row, i); };
+    auto null = [&](int i) { return PQgetisnull(r, row, i) == 1; };
+    std::string out = "{";
+    auto key = [&](const char* k) {
+      out += '"';
+      out += k;
+      out += "\":";
+    };
+    auto str = [&](const char* k, int i) {
+      key(k);
+      if (null(i))
+        out += "null";
+      else
+        append_quoted(out, v(i));
+      out += ',';
+    };
+    auto raw = [&](const char* k, int i) {
+      key(k);
+      out += null(i) ? "null" : v(i);
+      out += ',';
+    };
+    auto time = [&](const char* k, int i) {
+      key(k);
+      if (null(i)) {
+        out += "null";
+      } else {
+        out += '"';
+        out += rfc3339(std::atoll(v(i)));
+        out += '"';
+      }
+      out += ',';
+    };
+    str("id", 0);
+    str("status", 1);
+    str("pipeline_name", 2);
+    raw("parameters", 3);
+    str("description", 4);
+    raw("priority", 5);
+    raw("attempt", 6);
+    str("worker_id", 7);
+    time("created_at", 8);
+    time("updated_at", 9);
+    time("started_at", 10);
+    time("completed_at", 11);
+    str("error_message", 12);
+    raw("max_attempts", 14);
+    raw("retry_backoff_seconds", 15);
+    raw("timeout_seconds", 16);
+    time("next_attempt_at", 17);
+    key("cancel_requested");
+    out += v(18)[0] == 't' ? "true," : "false,";
+    str("executor", 19);
+    key("progress");
+    if (null(20) || null(21)) {
+      out += "null,";
+    } else {
+      auto done = std::atoll(v(20)), total = std::atoll(v(21));
+      out += "{\"completed\":" + std::to_string(done) + ",\"total\":"
+             + std::to_string(total) + ",\"percent\":"
+             + nlohmann::json(total > 0 ? 100.0 * done / total : 0.0).dump()
+             + "},";
+    }
+    str("waiting_reason", 22);
+    key("outputs_url");
+    out += "\"/jobs/" + l.id + "/outputs\"}";
+    answer(c, "200 OK", out);
   }
 
   void answer_batch(flight& f) {
@@ -436,13 +620,15 @@ private:
       append_quoted(body, s.name);
       body += ",\"parameters\":" + s.params
               + ",\"description\":null,\"priority\":0,\"attempt\":0,"
-                "\"worker_id\":null,\"f.createdat\":\""
+                "\"worker_id\":null,\"created_at\":\""
               + ts + "\",\"updated_at\":\"" + ts
               + "\",\"started_at\":null,\"completed_at\":null,"
                 "\"error_message\":null,\"max_attempts\":1,"
                 "\"retry_backoff_seconds\":1.0,\"timeout_seconds\":3600,"
                 "\"next_attempt_at\":null,\"cancel_requested\":false,"
-                "\"executor\":\"mock\"}";
+                "\"executor\":\"mock\",\"progress\":null,"
+                "\"waiting_reason\":null,\"outputs_url\":\"/jobs/"
+              + s.id + "/outputs\"}";
       answer(it->second, "201 Created", body, "/jobs/" + s.id);
     }
     f.batch.clear();
@@ -454,6 +640,11 @@ private:
   uint64_t gen_ = 0;
   std::unordered_map<int, conn> conns_;
   std::vector<submission> queued_;
+  std::vector<lookup> lookups_;
+  bool lookups_enabled_ = false;
+  size_t next_writer_ = 0;
+  unsigned long long found_ = 0;
+  unsigned long long lookup_batches_ = 0;
   unsigned long long requests_ = 0;
   unsigned long long committed_ = 0;
   unsigned long long commits_ = 0;
@@ -466,7 +657,7 @@ private:
 int main(int argc, char** argv) {
   int port = 0;
   int connections = 1;
-  std::string url, insert, ready;
+  std::string url, insert, get, ready;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--port")
@@ -477,19 +668,21 @@ int main(int argc, char** argv) {
       url = v;
     else if (k == "--insert")
       insert = slurp(v);
+    else if (k == "--get")
+      get = slurp(v);
     else if (k == "--ready")
       ready = v;
     else
       die("unknown argument " + k);
   }
-  if (port <= 0 || connections < 1 || url.empty() || insert.empty()
-      || ready.empty())
-    die("usage: submit-floor --port P --db URL [--connections N] "
-        "--insert FILE --ready FILE");
+  if (port <= 0 || connections < 1 || url.empty()
+      || (insert.empty() && get.empty()) || ready.empty())
+    die("usage: least-server --port P --db URL [--connections N] "
+        "[--insert FILE] [--get FILE] --ready FILE");
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::signal(SIGPIPE, SIG_IGN);
-  server srv{port, url, connections, insert};
+  server srv{port, url, connections, insert, get};
   std::ofstream{ready} << "ready\n";
   srv.run();
   srv.report();
