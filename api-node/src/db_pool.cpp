@@ -28,6 +28,18 @@ struct lookup_msg {
   lookup_callback done;
 };
 
+struct list_msg {
+  job_filter filter;
+  page_formatter format;
+  page_callback done;
+};
+
+/// A page's answers, for the responder: one body for every request.
+struct page_answers_msg {
+  std::vector<page_callback> done;
+  caf::expected<std::shared_ptr<const std::string>> body;
+};
+
 /// A committed batch's answers, for the responder.
 struct answers_msg {
   std::vector<submit_callback> done;
@@ -48,10 +60,24 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::submit_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::answers_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::lookup_msg)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::lookup_answers_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::list_msg)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(orch::api::page_answers_msg)
 
 namespace orch::api {
 
 namespace {
+
+// Equal for filters that select the same page.
+std::string filter_key(const job_filter& f) {
+  std::string key;
+  for (auto s : f.statuses)
+    key += std::to_string(static_cast<int>(s)) + ",";
+  key += f.pipeline_name ? "p" + *f.pipeline_name : "-";
+  key += '\0';
+  key += std::to_string(f.limit);
+  key += f.before_seq ? "<" + std::to_string(*f.before_seq) : "";
+  return key;
+}
 
 // Counts a connection as busy while it lives.
 struct busy_scope {
@@ -79,6 +105,10 @@ caf::behavior responder_actor() {
       for (size_t i = 0; i < m.done.size(); ++i)
         m.done[i](std::move(m.results[i]));
     },
+    [](page_answers_msg& m) {
+      for (auto& done : m.done)
+        done(m.body);
+    },
   };
 }
 
@@ -88,6 +118,7 @@ struct pool_state {
   std::shared_ptr<pool_usage> usage;
   std::vector<submit_msg> queued;
   std::vector<lookup_msg> lookups;
+  std::vector<list_msg> lists;
   bool flush_scheduled = false;
   caf::actor scheduler;
   caf::actor responder;
@@ -95,7 +126,42 @@ struct pool_state {
   void flush() {
     flush_scheduled = false;
     flush_lookups();
+    flush_lists();
     flush_submissions();
+  }
+
+  // Runs each distinct page once, in the order its first request came, and
+  // sends its answers before the next page's statement.
+  void flush_lists() {
+    if (lists.empty())
+      return;
+    busy_scope busy{*usage};
+    auto items = std::move(lists);
+    lists.clear();
+    std::vector<std::vector<size_t>> groups;
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < items.size(); ++i) {
+      auto [it, fresh] = index.emplace(filter_key(items[i].filter),
+                                       groups.size());
+      if (fresh)
+        groups.emplace_back();
+      groups[it->second].push_back(i);
+    }
+    for (auto& group : groups) {
+      auto& first = items[group.front()];
+      auto page = store->list_jobs(first.filter);
+      if (!page)
+        spdlog::warn("cannot list jobs: {}", render(page.error()));
+      page_answers_msg answers{
+        {},
+        page ? caf::expected<std::shared_ptr<const std::string>>{
+          std::make_shared<const std::string>(first.format(*page))}
+             : page.error()};
+      answers.done.reserve(group.size());
+      for (auto i : group)
+        answers.done.push_back(std::move(items[i].done));
+      caf::anon_send(responder, std::move(answers));
+    }
   }
 
   // One statement for every queued lookup; a job found twice (two requests
@@ -217,10 +283,15 @@ caf::behavior pool_actor(caf::stateful_actor<pool_state>* self,
       st.queued.push_back(std::move(s));
       schedule_flush(self, st.queued.size() >= defaults::max_submit_batch);
     },
+    [self](list_msg& l) {
+      auto& st = self->state;
+      st.lists.push_back(std::move(l));
+      schedule_flush(self, st.lists.size() >= defaults::max_read_batch);
+    },
     [self](lookup_msg& l) {
       auto& st = self->state;
       st.lookups.push_back(std::move(l));
-      schedule_flush(self, st.lookups.size() >= defaults::max_lookup_batch);
+      schedule_flush(self, st.lookups.size() >= defaults::max_read_batch);
     },
     [self](flush_atom) { self->state.flush(); },
   };
@@ -237,7 +308,11 @@ db_pool::db_pool(caf::actor_system& sys, std::string url, size_t readers,
     writers_.push_back(
       sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_));
   lookup_ = sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_);
-  usage_->size = static_cast<int64_t>(readers_.size() + writers_.size() + 1);
+  for (size_t i = 0; i < defaults::list_actors; ++i)
+    listers_.push_back(
+      sys.spawn<caf::detached>(pool_actor, url, scheduler, usage_));
+  usage_->size = static_cast<int64_t>(readers_.size() + writers_.size() + 1
+                                      + listers_.size());
 }
 
 db_pool::~db_pool() {
@@ -258,10 +333,18 @@ void db_pool::lookup(std::string id, lookup_callback done) {
   caf::anon_send(lookup_, lookup_msg{std::move(id), std::move(done)});
 }
 
+void db_pool::list(job_filter filter, page_formatter format,
+                   page_callback done) {
+  auto& to = listers_[std::hash<std::string>{}(filter_key(filter))
+                      % listers_.size()];
+  caf::anon_send(to, list_msg{std::move(filter), std::move(format),
+                              std::move(done)});
+}
+
 void db_pool::stop() {
   // The handles stay valid: a late task goes to an exited actor and is
   // dropped, which only happens while the process shuts down.
-  for (auto* group : {&readers_, &writers_})
+  for (auto* group : {&readers_, &writers_, &listers_})
     for (auto& a : *group)
       caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(lookup_, caf::exit_reason::user_shutdown);

@@ -1169,32 +1169,38 @@ struct http_server::impl {
       send_problem(w, make_validation_error(std::move(errors)));
       return;
     }
-    {
-      auto& store = reactor_store();
-      auto* out = &w;
-      auto page = store.list_jobs(filter);
-      if (!page) {
-        send_problem(*out, page.error());
-        return;
-      }
-      // Written directly: the stored parameters are embedded as they are.
-      std::string body = "{\"jobs\":[";
-      body.reserve(1024 * (page->jobs.size() + 1));
-      for (size_t i = 0; i < page->jobs.size(); ++i) {
-        if (i > 0)
-          body += ',';
-        codec::append_json(body, page->jobs[i]);
-      }
-      body += "],\"total\":";
-      body += std::to_string(page->total);
-      body += ",\"next_cursor\":";
-      if (page->next_seq)
-        codec::append_json_string(body, codec::encode_cursor(*page->next_seq));
-      else
-        body += "null";
-      body += '}';
-      send(*out, 200, body, "application/json");
+    // Requests for the same page that arrive together share its statement
+    // and its body (db_pool::list).
+    ctx.pool->list(std::move(filter), format_page,
+                   [out = detach(w)](
+                     caf::expected<std::shared_ptr<const std::string>> body) {
+                     if (!body) {
+                       send_problem(*out, body.error());
+                       return;
+                     }
+                     send(*out, 200, **body, "application/json");
+                   });
+  }
+
+  // The body of `GET /jobs`, written directly: the stored parameters are
+  // embedded as they are.
+  static std::string format_page(const job_page& page) {
+    std::string body = "{\"jobs\":[";
+    body.reserve(1024 * (page.jobs.size() + 1));
+    for (size_t i = 0; i < page.jobs.size(); ++i) {
+      if (i > 0)
+        body += ',';
+      codec::append_json(body, page.jobs[i]);
     }
+    body += "],\"total\":";
+    body += std::to_string(page.total);
+    body += ",\"next_cursor\":";
+    if (page.next_seq)
+      codec::append_json_string(body, codec::encode_cursor(*page.next_seq));
+    else
+      body += "null";
+    body += '}';
+    return body;
   }
 };
 

@@ -63,7 +63,8 @@ options make_options() {
        "HTTP reactor threads; each also runs simple reads on its own "
        "PostgreSQL connection"},
       {"DB_POOL_SIZE", std::to_string(defaults::db_pool_size),
-       "PostgreSQL connections for HTTP reads and cancels"},
+       "PostgreSQL connections for cancels, logs, outputs, /workers and "
+       "/ready"},
       {"DB_WRITERS", "1",
        "PostgreSQL connections that group-commit submissions (fewer make "
        "bigger batches)"},

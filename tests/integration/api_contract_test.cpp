@@ -321,6 +321,50 @@ TEST_F(api, concurrent_lookups_each_get_their_own_job) {
     EXPECT_EQ(f.get(), "");
 }
 
+// Equal list requests that arrive together share one statement
+// (db_pool::list); each client must still get the page its own filter
+// selects, and see the jobs it submitted before it asked.
+TEST_F(api, concurrent_lists_each_get_their_own_page) {
+  auto c = client();
+  const int pipelines = 6;
+  for (int i = 0; i < pipelines; ++i)
+    for (int k = 0; k <= i; ++k)
+      submit(c, {{"pipeline_name", "page-" + std::to_string(i)}});
+  std::vector<std::future<std::string>> clients;
+  for (int t = 0; t < 8; ++t)
+    clients.push_back(std::async(std::launch::async, [&, t] {
+      http_client mine{node->http_port};
+      std::string wrong;
+      auto ryw = "ryw-" + std::to_string(t);
+      for (int round = 0; round < 12; ++round) {
+        int i = (round + t) % pipelines;
+        auto name = "page-" + std::to_string(i);
+        auto r = mine.get("/jobs?pipeline_name=" + name + "&limit=100");
+        auto j = json::parse(r.body, nullptr, false);
+        if (r.status != 200 || j.is_discarded()
+            || j["jobs"].size() != static_cast<size_t>(i + 1)
+            || j.value("total", -1) != i + 1)
+          wrong += name + ": " + std::to_string(r.status) + " " + r.body
+                   + "\n";
+        else
+          for (auto& x : j["jobs"])
+            if (x.value("pipeline_name", "") != name)
+              wrong += name + " listed a job of " + x.dump() + "\n";
+        // Read your writes: a job acknowledged before the list is in it.
+        auto id = submit(mine, {{"pipeline_name", ryw}});
+        auto mineonly = mine.get("/jobs?pipeline_name=" + ryw + "&limit=100");
+        auto m = json::parse(mineonly.body, nullptr, false);
+        if (m.is_discarded() || m["jobs"].empty()
+            || m["jobs"][0].value("id", "") != id
+            || m.value("total", -1) != round + 1)
+          wrong += ryw + " missed " + id + ": " + mineonly.body + "\n";
+      }
+      return wrong;
+    }));
+  for (auto& f : clients)
+    EXPECT_EQ(f.get(), "");
+}
+
 TEST_F(api, keep_alive_without_connection_header) {
   http_client c{node->http_port};
   for (int i = 0; i < 5; ++i)

@@ -126,8 +126,11 @@ inline constexpr size_t max_output_files = 10000;
 inline constexpr size_t db_pool_size = 4;
 /// Most submissions committed in one group-commit transaction.
 inline constexpr size_t max_submit_batch = 512;
-/// Most `GET /jobs/{id}` lookups answered by one statement.
-inline constexpr size_t max_lookup_batch = 512;
+/// Most `GET /jobs/{id}` lookups answered by one statement, and most
+/// `GET /jobs` requests one list actor gathers before it runs their pages.
+inline constexpr size_t max_read_batch = 512;
+/// Actors (each with a connection) that run `GET /jobs` pages.
+inline constexpr size_t list_actors = 2;
 /// How long a draining api-node waits for requests in flight.
 inline constexpr auto http_drain_timeout = 10s;
 /// Backoff between attempts to reconnect to PostgreSQL.

@@ -31,6 +31,15 @@ using submit_callback = std::function<void(caf::expected<submit_result>)>;
 /// Called with the job a lookup found, `not_found`, or the database error.
 using lookup_callback = std::function<void(caf::expected<job>)>;
 
+/// Formats a page as its HTTP body; runs once for all the requests the page
+/// answers.
+using page_formatter = std::function<std::string(const job_page&)>;
+
+/// Called with the formatted page (shared by every request it answers) or
+/// the database error.
+using page_callback
+  = std::function<void(caf::expected<std::shared_ptr<const std::string>>)>;
+
 /// A fixed set of detached actors, each owning one PostgreSQL connection.
 /// HTTP handlers hand them work and return at once; the actor answers the
 /// HTTP request when the database did.
@@ -48,10 +57,19 @@ using lookup_callback = std::function<void(caf::expected<job>)>;
 /// responder answers them. One lookup actor makes the biggest batches:
 /// measured against 2 and 4 (docs/performance.md), it served the most
 /// lookups with the lowest p99.
+///
+/// List requests (`GET /jobs`) go to `defaults::list_actors` list actors,
+/// chosen by the filter, so that equal requests meet on one actor. A list
+/// actor gathers the requests in its mailbox, runs each distinct page once,
+/// formats it once, and answers every request for it with that body:
+/// requests that arrive together for the same page share one statement.
+/// Each answer still reflects a statement that started after its request
+/// arrived (the flush runs after the request was queued), so a client reads
+/// its own writes.
 class db_pool {
 public:
-  /// Spawns `readers` actors for `run`, `writers` for `submit` and one for
-  /// `lookup`. Few
+  /// Spawns `readers` actors for `run`, `writers` for `submit`, one for
+  /// `lookup` and `defaults::list_actors` for `list`. Few
   /// writers make big group commits: every submission that arrives while a
   /// writer commits joins its next transaction.
   db_pool(caf::actor_system& sys, std::string url, size_t readers,
@@ -68,6 +86,10 @@ public:
   /// batch, then calls `done`.
   void lookup(std::string id, lookup_callback done);
 
+  /// Reads the page `filter` selects with the requests for the same page
+  /// that queued with it, formats it with `format`, then calls `done`.
+  void list(job_filter filter, page_formatter format, page_callback done);
+
   /// Stops the pool's actors.
   void stop();
 
@@ -81,6 +103,7 @@ private:
   std::vector<caf::actor> readers_;
   std::vector<caf::actor> writers_;
   caf::actor lookup_;
+  std::vector<caf::actor> listers_;
   std::atomic<size_t> next_reader_{0};
   std::atomic<size_t> next_writer_{0};
 };
