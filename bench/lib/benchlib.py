@@ -813,6 +813,10 @@ TABLE = [
     ("5 reads", "GET /jobs (no filter) req/s", "reads.list_all.throughput"),
     ("5 reads", "  p50", "reads.list_all.latency_p50"),
     ("5 reads", "  p99", "reads.list_all.latency_p99"),
+    ("5 reads", "GET /jobs, 50 pages at random, req/s",
+     "reads.list_mixed.throughput"),
+    ("5 reads", "  p50", "reads.list_mixed.latency_p50"),
+    ("5 reads", "  p99", "reads.list_mixed.latency_p99"),
     ("5 reads", "plans use an index", "reads.plans_use_index"),
     ("5 reads", "CPU/request GET /jobs/{id} (api+pg+wrk)",
      "reads.get_job.cost.total"),
@@ -940,7 +944,8 @@ def derive(facts):
                       ("reads.list_running", "reads.list_running.cpu"),
                       ("reads.list_failed_page5",
                        "reads.list_failed_page5.cpu"),
-                      ("reads.list_all", "reads.list_all.cpu")):
+                      ("reads.list_all", "reads.list_all.cpu"),
+                      ("reads.list_mixed", "reads.list_mixed.cpu")):
         n = val(facts, f"{load}.requests")
         if not n:
             continue
