@@ -30,6 +30,8 @@ struct lookup_msg {
 
 struct list_msg {
   job_filter filter;
+  /// filter_key(filter), computed once by db_pool::list.
+  std::string key;
   page_formatter format;
   page_callback done;
 };
@@ -40,17 +42,23 @@ struct page_answers_msg {
   caf::expected<std::shared_ptr<const std::string>> body;
 };
 
-/// A committed batch's answers, for the responder.
-struct answers_msg {
-  std::vector<submit_callback> done;
-  std::vector<caf::expected<submit_result>> results;
+/// A batch's answers, for the responder: `done[i]` gets `results[i]`.
+template <class T>
+struct answers_of {
+  std::vector<std::function<void(T)>> done;
+  std::vector<T> results;
+
+  void deliver() {
+    for (size_t i = 0; i < done.size(); ++i)
+      done[i](std::move(results[i]));
+  }
 };
 
-/// A batch of lookups' answers, for the responder.
-struct lookup_answers_msg {
-  std::vector<lookup_callback> done;
-  std::vector<caf::expected<job>> results;
-};
+/// A committed batch's answers.
+using answers_msg = answers_of<caf::expected<submit_result>>;
+
+/// A batch of lookups' answers.
+using lookup_answers_msg = answers_of<caf::expected<job>>;
 
 } // namespace
 } // namespace orch::api
@@ -97,14 +105,8 @@ struct busy_scope {
 // next group commit while the answers of the last one go out.
 caf::behavior responder_actor() {
   return {
-    [](answers_msg& m) {
-      for (size_t i = 0; i < m.done.size(); ++i)
-        m.done[i](std::move(m.results[i]));
-    },
-    [](lookup_answers_msg& m) {
-      for (size_t i = 0; i < m.done.size(); ++i)
-        m.done[i](std::move(m.results[i]));
-    },
+    [](answers_msg& m) { m.deliver(); },
+    [](lookup_answers_msg& m) { m.deliver(); },
     [](page_answers_msg& m) {
       for (auto& done : m.done)
         done(m.body);
@@ -141,8 +143,7 @@ struct pool_state {
     std::vector<std::vector<size_t>> groups;
     std::unordered_map<std::string, size_t> index;
     for (size_t i = 0; i < items.size(); ++i) {
-      auto [it, fresh] = index.emplace(filter_key(items[i].filter),
-                                       groups.size());
+      auto [it, fresh] = index.emplace(items[i].key, groups.size());
       if (fresh)
         groups.emplace_back();
       groups[it->second].push_back(i);
@@ -335,10 +336,10 @@ void db_pool::lookup(std::string id, lookup_callback done) {
 
 void db_pool::list(job_filter filter, page_formatter format,
                    page_callback done) {
-  auto& to = listers_[std::hash<std::string>{}(filter_key(filter))
-                      % listers_.size()];
-  caf::anon_send(to, list_msg{std::move(filter), std::move(format),
-                              std::move(done)});
+  auto key = filter_key(filter);
+  auto& to = listers_[std::hash<std::string>{}(key) % listers_.size()];
+  caf::anon_send(to, list_msg{std::move(filter), std::move(key),
+                              std::move(format), std::move(done)});
 }
 
 void db_pool::stop() {

@@ -803,8 +803,8 @@ struct http_server::impl {
     auto id = job_id(w, raw_id);
     if (!id)
       return;
-    // Batched on a pool reader: the lookups that arrive together share one
-    // statement, and the responder answers them.
+    // Batched on the pool's lookup actor: the lookups that arrive together
+    // share one statement, and its responder answers them.
     ctx.pool->lookup(*id, [out = detach(w)](caf::expected<job> x) {
       if (!x) {
         send_problem(*out, x.error());

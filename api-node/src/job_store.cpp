@@ -596,22 +596,18 @@ caf::expected<std::vector<job_count>> job_store::count_jobs() {
 }
 
 caf::expected<job> job_store::get_job(const std::string& id) {
-  return guarded("get_job", [&]() -> caf::expected<job> {
-    // One statement: autocommit saves the BEGIN and COMMIT round trips.
-    static const std::string sql = std::string{"SELECT "} + job_columns
-                                   + " FROM jobs WHERE id = $1::uuid";
-    auto name = prepared("get_job", sql);
-    pqxx::nontransaction tx{conn()};
-    auto r = tx.exec_prepared(name, id);
-    if (r.empty())
-      return make_error(ec::not_found, "no job with id " + id);
-    return read_job(r[0]);
-  });
+  auto found = get_jobs({id});
+  if (!found)
+    return std::move(found.error());
+  if (found->empty())
+    return make_error(ec::not_found, "no job with id " + id);
+  return std::move(found->front());
 }
 
 caf::expected<std::vector<job>>
 job_store::get_jobs(const std::vector<std::string>& ids) {
   return guarded("get_jobs", [&]() -> caf::expected<std::vector<job>> {
+    // One statement: autocommit saves the BEGIN and COMMIT round trips.
     static const std::string sql = std::string{"SELECT "} + job_columns
                                    + " FROM jobs WHERE id = ANY($1::uuid[])";
     auto name = prepared("get_jobs", sql);
