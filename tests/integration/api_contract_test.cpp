@@ -6,6 +6,12 @@
 #include <cctype>
 #include <future>
 #include <regex>
+#include <set>
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 using namespace orch::test;
 
@@ -363,6 +369,93 @@ TEST_F(api, concurrent_lists_each_get_their_own_page) {
     }));
   for (auto& f : clients)
     EXPECT_EQ(f.get(), "");
+}
+
+// Large answers are written on the connection's socket directly
+// (send_direct); what a slow reader's socket does not take at once must
+// follow through Pistache's write queue, in order, and leave the
+// connection ready for its next request.
+TEST_F(api, large_list_reaches_a_slow_reader_whole) {
+  auto c = client();
+  // 8 MB: more than the api-node's socket send buffer grows to on loopback
+  // (about 2.5 MB here), so the direct write cannot take it all.
+  const int jobs = 1000;
+  std::string pad(8000, 'p');
+  for (int i = 0; i < jobs; ++i)
+    submit(c, {{"pipeline_name", "slow-reader"},
+               {"parameters", {{"i", i}, {"pad", pad}}}});
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  int rcvbuf = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(node->http_port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)),
+            0);
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  std::string in;
+  // Reads one response; returns its status and body, leaving what follows.
+  auto read_response = [&](std::string& body) {
+    size_t head_end = std::string::npos;
+    size_t length = 0;
+    for (;;) {
+      if (head_end == std::string::npos) {
+        head_end = in.find("\r\n\r\n");
+        if (head_end != std::string::npos) {
+          std::string head = in.substr(0, head_end);
+          for (auto& ch : head)
+            ch = static_cast<char>(std::tolower(ch));
+          auto at = head.find("content-length: ");
+          if (at == std::string::npos)
+            return -1;
+          length = std::stoul(head.substr(at + 16));
+        }
+      }
+      if (head_end != std::string::npos && in.size() >= head_end + 4 + length)
+        break;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+      pollfd p{fd, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1)
+        return -2;
+      // Small reads, as a slow client makes them.
+      char buf[16384];
+      auto k = ::recv(fd, buf, sizeof buf, 0);
+      if (k <= 0)
+        return -3;
+      in.append(buf, static_cast<size_t>(k));
+    }
+    int status = std::stoi(in.substr(9, 3));
+    body = in.substr(head_end + 4, length);
+    in.erase(0, head_end + 4 + length);
+    return status;
+  };
+  auto get = [&](const std::string& path) {
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    return ::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
+           == static_cast<ssize_t>(req.size());
+  };
+  ASSERT_TRUE(get("/jobs?pipeline_name=slow-reader&limit=" + std::to_string(jobs)));
+  std::string body;
+  ASSERT_EQ(read_response(body), 200);
+  EXPECT_GT(body.size(), 8000000u);
+  EXPECT_TRUE(in.empty()) << "bytes after the answer: " << in.size();
+  auto j = json::parse(body, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << body.substr(0, 200);
+  ASSERT_EQ(j["jobs"].size(), static_cast<size_t>(jobs));
+  std::set<int> seen;
+  for (auto& x : j["jobs"]) {
+    EXPECT_EQ(x["parameters"].value("pad", ""), pad);
+    seen.insert(x["parameters"].value("i", -1));
+  }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(jobs));
+  // The same connection serves the next request.
+  ASSERT_TRUE(get("/health"));
+  ASSERT_EQ(read_response(body), 200);
+  EXPECT_NE(body.find("ok"), std::string::npos) << body;
+  ::close(fd);
 }
 
 TEST_F(api, keep_alive_without_connection_header) {
