@@ -109,6 +109,38 @@ TEST_F(store, batch_lookup_returns_the_jobs_that_exist) {
   EXPECT_EQ(got, (std::set<std::string>{jobs[0].id, jobs[2].id}));
 }
 
+// Times come back to the microsecond (ORCH_MICROS), and a pending job
+// says why it waits (job_waiting_reason, migration 0007).
+TEST_F(store, times_are_exact_and_pending_jobs_say_why_they_wait) {
+  auto jobs = insert(2);
+  ASSERT_EQ(jobs.size(), 2u);
+  // 2026-12-03T12:34:56.789123Z and 2105-12-31T23:59:59.999999Z.
+  const micros a = 1796301296789123;
+  const micros b = 4291747199999999;
+  query(url, "UPDATE jobs SET created_at = timestamptz 'epoch' + "
+               + std::to_string(a) + " * interval '1 microsecond',"
+               " next_attempt_at = timestamptz 'epoch' + " + std::to_string(b)
+               + " * interval '1 microsecond' WHERE id = '" + jobs[0].id
+               + "'");
+  auto x = db->get_job(jobs[0].id);
+  ASSERT_TRUE(x) << render(x.error());
+  EXPECT_EQ(x->created_at, a);
+  ASSERT_TRUE(x->next_attempt_at);
+  EXPECT_EQ(*x->next_attempt_at, b);
+  EXPECT_EQ(x->waiting_reason,
+            "retry backoff: next attempt at 2105-12-31T23:59:59.999Z");
+  // No worker is connected.
+  auto y = db->get_job(jobs[1].id);
+  ASSERT_TRUE(y);
+  EXPECT_EQ(y->waiting_reason, "no connected worker can run executor mock");
+  // Only pending jobs wait.
+  query(url, "UPDATE jobs SET status = 'cancelled' WHERE id = '" + jobs[1].id
+               + "'");
+  y = db->get_job(jobs[1].id);
+  ASSERT_TRUE(y);
+  EXPECT_FALSE(y->waiting_reason);
+}
+
 TEST_F(store, stores_hostile_strings_verbatim) {
   job_submission s;
   s.pipeline_name = "p";
