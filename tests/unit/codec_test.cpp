@@ -232,6 +232,19 @@ TEST(uuid, generated_ids_are_valid_and_distinct) {
   EXPECT_TRUE(is_uuid("0B5C9A52-6F47-4C1C-9D5E-8A8F3C2F1A00"));
 }
 
+TEST(codec, json_strings_escape_exactly_what_they_must) {
+  auto quoted = [](std::string_view s) {
+    std::string out;
+    codec::append_json_string(out, s);
+    return out;
+  };
+  EXPECT_EQ(quoted(""), R"("")");
+  EXPECT_EQ(quoted("plain ✓"), "\"plain ✓\"");
+  EXPECT_EQ(quoted("\"a\\b\x1f"), R"("\"a\\b\u001f")");
+  EXPECT_EQ(quoted("\n\r\t\b\f"), R"("\n\r\t\b\f")");
+  EXPECT_EQ(quoted(std::string_view{"x\0y", 3}), R"("x\u0000y")");
+}
+
 TEST(codec, direct_writer_matches_the_dom) {
   job x;
   x.id = "0b5c9a52-6f47-4c1c-9d5e-8a8f3c2f1a00";
