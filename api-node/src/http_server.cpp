@@ -30,6 +30,7 @@
 
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -128,6 +129,11 @@ public:
       return result;
     if (auto peer = w.getPeer())
       result->fd_ = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
+    struct stat st{};
+    if (result->fd_ >= 0 && ::fstat(result->fd_, &st) == 0) {
+      result->dev_ = st.st_dev;
+      result->ino_ = st.st_ino;
+    }
     return result;
   }
 
@@ -144,6 +150,14 @@ public:
     return fd_;
   }
 
+  // Whether `fd` (Pistache's descriptor) is still this socket. When
+  // Pistache has given the connection up (the client went, or its header
+  // timeout answered 408), the number may already be another connection's.
+  bool same_socket(int fd) const {
+    struct stat st{};
+    return ::fstat(fd, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_;
+  }
+
   // The status `send_direct` wrote, 0 if none: the request's metrics take
   // it (the writer never saw the answer).
   int sent() const {
@@ -156,13 +170,17 @@ public:
 
 private:
   int fd_ = -1;
+  dev_t dev_ = 0;
+  ino_t ino_ = 0;
   mutable std::atomic<int> sent_{0};
 };
 
 // Sends like `send`, written directly on `sock` when it has a socket. What
 // the socket buffer does not take at once goes through Pistache's write
 // queue, which its reactor thread drains as the client reads (nothing else
-// is queued for the connection: its client waits for this answer).
+// is queued for the connection: its client waits for this answer). An
+// answer for a connection Pistache has given up is dropped; closing the
+// duplicate then ends the connection.
 void send_direct(
   Http::ResponseWriter& w, const direct_socket& sock, int status,
   const std::string& body, const char* content_type,
@@ -185,6 +203,8 @@ void send_direct(
   os << "Content-Type: " << content_type << "\r\nContent-Length: "
      << body.size() << "\r\n\r\n";
   auto head = os.str();
+  if (!sock.same_socket(peer->fd()))
+    return;
   sock.mark_sent(status);
   // As ResponseWriter::send does: the connection now waits for a request.
   peer->setIdle(true);
@@ -194,8 +214,12 @@ void send_direct(
   msg.msg_iov = iov;
   msg.msg_iovlen = 2;
   auto sent = ::sendmsg(sock.fd(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-    return; // The client has gone; the reactor drops the connection.
+  if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    // The client has gone, or the answer cannot be sent: end the
+    // connection rather than leave its client waiting.
+    ::shutdown(sock.fd(), SHUT_RDWR);
+    return;
+  }
   auto done = static_cast<size_t>(std::max<ssize_t>(sent, 0));
   if (done == head.size() + body.size())
     return;
@@ -205,6 +229,12 @@ void send_direct(
   else
     rest.append(body, done - head.size(), std::string::npos);
   auto size = rest.size();
+  // Pistache writes the rest on its own descriptor: it must still be this
+  // connection's (its write queue has the same window for every answer).
+  if (!sock.same_socket(peer->fd())) {
+    ::shutdown(sock.fd(), SHUT_RDWR);
+    return;
+  }
   peer->send(RawBuffer{std::move(rest), size});
 }
 
