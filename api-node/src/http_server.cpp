@@ -190,6 +190,8 @@ void send_direct(
     send(w, status, body, content_type, headers);
     return;
   }
+  if (!sock.same_socket(peer->fd()))
+    return;
   auto code = static_cast<Http::Code>(status);
   std::ostringstream os;
   os << "HTTP/1.1 " << status << ' ' << Http::codeString(code) << "\r\n";
@@ -203,8 +205,6 @@ void send_direct(
   os << "Content-Type: " << content_type << "\r\nContent-Length: "
      << body.size() << "\r\n\r\n";
   auto head = os.str();
-  if (!sock.same_socket(peer->fd()))
-    return;
   sock.mark_sent(status);
   // As ResponseWriter::send does: the connection now waits for a request.
   peer->setIdle(true);
