@@ -1,6 +1,8 @@
 #include "orch/api/dispatch.hpp"
 
 #include <algorithm>
+#include <functional>
+#include <iterator>
 
 namespace orch::api {
 
@@ -40,6 +42,44 @@ plan_dispatch(std::vector<size_t> free_slots,
     result.push_back(best);
   }
   return result;
+}
+
+size_t part_of(const std::string& job_id, size_t n) {
+  return n <= 1 ? 0 : std::hash<std::string>{}(job_id) % n;
+}
+
+std::vector<transition_batch> split_by_job(transition_batch&& batch,
+                                           size_t n) {
+  std::vector<transition_batch> parts(std::max<size_t>(n, 1));
+  if (parts.size() == 1) {
+    parts[0] = std::move(batch);
+    return parts;
+  }
+  auto spread = [&](auto member, auto key) {
+    for (auto& x : batch.*member)
+      (parts[part_of(key(x), parts.size())].*member).push_back(std::move(x));
+  };
+  auto by_id = [](const auto& x) -> const std::string& { return x.job_id; };
+  spread(&transition_batch::starts, by_id);
+  spread(&transition_batch::finishes, by_id);
+  spread(&transition_batch::requeues, by_id);
+  spread(&transition_batch::logs, by_id);
+  spread(&transition_batch::progress, by_id);
+  spread(&transition_batch::releases,
+         [](const std::string& id) -> const std::string& { return id; });
+  return parts;
+}
+
+void append(batch_outcome& out, batch_outcome&& more) {
+  auto move_to = [](auto& dst, auto& src) {
+    dst.insert(dst.end(), std::make_move_iterator(src.begin()),
+               std::make_move_iterator(src.end()));
+  };
+  move_to(out.started, more.started);
+  move_to(out.finished, more.finished);
+  move_to(out.requeued, more.requeued);
+  move_to(out.start_rows, more.start_rows);
+  move_to(out.end_rows, more.end_rows);
 }
 
 } // namespace orch::api

@@ -68,6 +68,10 @@ options make_options() {
       {"DB_WRITERS", "1",
        "PostgreSQL connections that group-commit submissions (fewer make "
        "bigger batches)"},
+      {"SCHEDULER_DB_CONNECTIONS", "3",
+       "PostgreSQL connections of the scheduler: the first claims, the "
+       "others persist workers' reports at the same time, split by job "
+       "(1: one connection does both in turn)"},
       {"SCHEDULER_HOST", "0.0.0.0",
        "address the scheduler actor is published on (workers connect here)"},
       {"SCHEDULER_PORT", std::to_string(defaults::scheduler_port),
@@ -174,6 +178,9 @@ int run_node(int argc, char** argv) {
   auto sched_port = opts.get_int("SCHEDULER_PORT", 0, 65535);
   if (!sched_port)
     return fail(sched_port.error());
+  auto sched_conns = opts.get_int("SCHEDULER_DB_CONNECTIONS", 1, 16);
+  if (!sched_conns)
+    return fail(sched_conns.error());
   auto lease = opts.get_double("LEASE_SECONDS", 1, 3600);
   if (!lease)
     return fail(lease.error());
@@ -244,7 +251,7 @@ int run_node(int argc, char** argv) {
   auto scheduler = spawn_scheduler(
     sys, {url, scheduler_id, probe,
           std::chrono::milliseconds{static_cast<int64_t>(*lease * 1000)},
-          pipelines, metrics});
+          pipelines, metrics, static_cast<size_t>(*sched_conns)});
   auto sched_host = opts.get("SCHEDULER_HOST");
   auto bound = sys.middleman().publish(
     scheduler, static_cast<uint16_t>(*sched_port),

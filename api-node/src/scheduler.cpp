@@ -12,6 +12,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -45,7 +47,10 @@ struct scheduler_state {
 
   caf::event_based_actor* self = nullptr;
   scheduler_config cfg;
+  /// Claims, registrations and sweeps; and flushes, when alone.
   std::unique_ptr<job_store> store;
+  /// The connections a flush commits over, one part each (see flush()).
+  std::vector<std::unique_ptr<job_store>> part_stores;
   std::map<caf::actor_addr, worker_entry> workers;
   transition_batch batch;
   bool flush_scheduled = false;
@@ -260,30 +265,68 @@ struct scheduler_state {
       spdlog::debug("heartbeat from unregistered worker {}", worker_id);
   }
 
+  // Persists the queued transitions and claims for the free slots. With
+  // more than one connection the claim runs on the first while the batch
+  // commits on the others, split by job (part_of), each part in its own
+  // transaction. A job's reports in one flush share one part, and a flush
+  // ends before the next begins, so each job's transitions still commit in
+  // order. Parts touch disjoint rows of jobs (their own jobs' rows, and
+  // inserts), so they never wait on each other; a claim takes only pending
+  // rows no one holds (SKIP LOCKED). The claim may run before this batch's
+  // finishes commit: a slot is free once its worker said so. A part that
+  // fails is kept and retried; the others stand.
   void flush() {
     flush_scheduled = false;
-    if (!batch.empty()) {
-      auto pending = std::move(batch);
-      batch = transition_batch{};
-      auto outcome = store->apply(pending, cfg.scheduler_id);
-      if (!outcome) {
-        set_db_ok(false);
-        spdlog::warn("cannot persist {} transitions, retrying: {}",
-                     pending.starts.size() + pending.finishes.size()
-                       + pending.requeues.size(),
-                     render(outcome.error()));
-        // Keep them, in order, ahead of anything that arrived meanwhile.
-        merge_front(std::move(pending));
-        self->delayed_send(self, defaults::db_reconnect_min,
-                           flush_atom::value);
-        flush_scheduled = true;
-        return;
-      }
-      set_db_ok(true);
-      count(*outcome);
-      report(pending, *outcome);
+    if (batch.empty()) {
+      dispatch();
+      return;
     }
-    dispatch();
+    const bool apart = !part_stores.empty();
+    auto parts = split_by_job(std::move(batch),
+                              apart ? part_stores.size() : 1);
+    batch = transition_batch{};
+    std::vector<std::optional<caf::expected<batch_outcome>>> outcomes(
+      parts.size());
+    std::vector<std::thread> threads;
+    bool claimed = true;
+    if (apart) {
+      for (size_t i = 0; i < parts.size(); ++i)
+        if (!parts[i].empty())
+          threads.emplace_back([this, &parts, &outcomes, i] {
+            outcomes[i] = part_stores[i]->apply(parts[i], cfg.scheduler_id);
+          });
+      claimed = dispatch();
+      for (auto& t : threads)
+        t.join();
+    } else {
+      outcomes[0] = store->apply(parts[0], cfg.scheduler_id);
+    }
+    bool failed = false;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (!outcomes[i])
+        continue;
+      if (!*outcomes[i]) {
+        failed = true;
+        spdlog::warn("cannot persist {} transitions, retrying: {}",
+                     parts[i].starts.size() + parts[i].finishes.size()
+                       + parts[i].requeues.size(),
+                     render(outcomes[i]->error()));
+        // Keep them, in order, ahead of anything that arrived meanwhile.
+        merge_front(std::move(parts[i]));
+        continue;
+      }
+      count(**outcomes[i]);
+      report(parts[i], **outcomes[i]);
+    }
+    if (failed) {
+      set_db_ok(false);
+      self->delayed_send(self, defaults::db_reconnect_min, flush_atom::value);
+      flush_scheduled = true;
+      return;
+    }
+    set_db_ok(claimed);
+    if (!apart)
+      dispatch();
   }
 
   void merge_front(transition_batch&& older) {
@@ -364,24 +407,26 @@ struct scheduler_state {
 
   // Claims as many pending jobs as there are free slots (only jobs a worker
   // with a free slot can run) and sends them out.
-  void dispatch() {
+  // Returns false when a claim failed.
+  bool dispatch() {
     while (want_claim) {
       auto free = free_slots();
       if (free == 0)
-        return;
+        return true;
       auto limit = std::min(free, defaults::max_claim_batch);
       auto claimed = store->claim(limit, cfg.scheduler_id, defaults::claim_ttl,
                                   free_executors());
       if (!claimed) {
         set_db_ok(false);
         spdlog::warn("cannot claim jobs: {}", render(claimed.error()));
-        return; // The sweep tries again.
+        return false; // The sweep tries again.
       }
       set_db_ok(true);
       if (claimed->size() < limit)
         want_claim = false;
       assign(*claimed);
     }
+    return true;
   }
 
   void assign(std::vector<claimed_job>& jobs) {
@@ -516,6 +561,10 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
   st.cfg = std::move(cfg);
   st.store = std::make_unique<job_store>(st.cfg.database_url);
   st.store->set_lease_ttl(st.cfg.lease_ttl);
+  for (size_t i = 1; i < st.cfg.db_connections; ++i) {
+    st.part_stores.push_back(std::make_unique<job_store>(st.cfg.database_url));
+    st.part_stores.back()->set_lease_ttl(st.cfg.lease_ttl);
+  }
   if (auto err = st.store->ping()) {
     spdlog::warn("scheduler: database not reachable yet: {}", render(err));
   } else {

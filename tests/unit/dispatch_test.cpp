@@ -36,3 +36,90 @@ TEST(dispatch, sends_jobs_only_to_workers_that_run_their_executor) {
   // command-capable slots are used up.
   EXPECT_EQ(plan, (std::vector<size_t>{1, npos, 2, 0, npos, 2, npos}));
 }
+
+// A flush commits its parts at once (scheduler.cpp): every transition of a
+// job must land in the same part, in its order, and none may be lost.
+TEST(split_by_job, keeps_each_jobs_transitions_together_and_in_order) {
+  transition_batch b;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i)
+    ids.push_back("job-" + std::to_string(i));
+  for (int i = 0; i < 40; ++i) {
+    b.starts.push_back({ids[i], 1, "w", i});
+    b.finishes.push_back({ids[i], 1, orch::job_outcome::completed, "", i});
+    b.logs.push_back({ids[i], 1, "stdout", {"line " + std::to_string(i)}});
+    b.progress.push_back({ids[i], 1, i, 40});
+    if (i % 3 == 0)
+      b.requeues.push_back({ids[i], 1, "w", "lost"});
+    if (i % 5 == 0)
+      b.releases.push_back(ids[i]);
+  }
+  auto parts = split_by_job(std::move(b), 3);
+  ASSERT_EQ(parts.size(), 3u);
+  size_t starts = 0, finishes = 0, requeues = 0, releases = 0, logs = 0,
+         progress = 0;
+  for (size_t p = 0; p < parts.size(); ++p) {
+    auto& part = parts[p];
+    EXPECT_FALSE(part.empty()) << "40 jobs leave no part empty";
+    auto mine = [&](const std::string& id) { return part_of(id, 3) == p; };
+    orch::micros last = -1;
+    for (auto& s : part.starts) {
+      EXPECT_TRUE(mine(s.job_id));
+      EXPECT_LT(last, s.at) << "starts keep their order";
+      last = s.at;
+    }
+    last = -1;
+    for (auto& f : part.finishes) {
+      EXPECT_TRUE(mine(f.job_id));
+      EXPECT_LT(last, f.at) << "finishes keep their order";
+      last = f.at;
+    }
+    for (auto& q : part.requeues)
+      EXPECT_TRUE(mine(q.job_id));
+    for (auto& r : part.releases)
+      EXPECT_TRUE(mine(r));
+    for (auto& l : part.logs) {
+      EXPECT_TRUE(mine(l.job_id));
+      ASSERT_EQ(l.lines.size(), 1u);
+      EXPECT_EQ(l.lines[0], "line " + l.job_id.substr(4));
+    }
+    for (auto& g : part.progress)
+      EXPECT_TRUE(mine(g.job_id));
+    starts += part.starts.size();
+    finishes += part.finishes.size();
+    requeues += part.requeues.size();
+    releases += part.releases.size();
+    logs += part.logs.size();
+    progress += part.progress.size();
+  }
+  EXPECT_EQ(starts, 40u);
+  EXPECT_EQ(finishes, 40u);
+  EXPECT_EQ(requeues, 14u);
+  EXPECT_EQ(releases, 8u);
+  EXPECT_EQ(logs, 40u);
+  EXPECT_EQ(progress, 40u);
+  // One part: the batch as it was.
+  transition_batch one;
+  one.starts.push_back({"a", 1, "w", 1});
+  one.releases.push_back("b");
+  auto whole = split_by_job(std::move(one), 1);
+  ASSERT_EQ(whole.size(), 1u);
+  EXPECT_EQ(whole[0].starts.size(), 1u);
+  EXPECT_EQ(whole[0].releases, (std::vector<std::string>{"b"}));
+}
+
+TEST(split_by_job, append_gathers_what_each_part_committed) {
+  batch_outcome all;
+  batch_outcome a;
+  a.started = {"x"};
+  a.end_rows.push_back({"x", "p", orch::job_status::completed, 1, 0, {}, {}});
+  batch_outcome b;
+  b.started = {"y"};
+  b.finished = {"y"};
+  append(all, std::move(a));
+  append(all, std::move(b));
+  EXPECT_EQ(all.started, (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(all.finished, (std::vector<std::string>{"y"}));
+  ASSERT_EQ(all.end_rows.size(), 1u);
+  EXPECT_EQ(all.end_rows[0].job_id, "x");
+}

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "orch/api/job_store.hpp"
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -23,5 +25,17 @@ plan_dispatch(std::vector<size_t> free_slots,
               const std::vector<std::string>& job_executors);
 
 inline constexpr size_t npos = static_cast<size_t>(-1);
+
+/// The part of `n` a job's transitions are persisted in: the same for every
+/// transition of a job, so that a job's start and finish in one batch stay
+/// in one transaction, in order.
+size_t part_of(const std::string& job_id, size_t n);
+
+/// Splits `batch` into `n` batches by `part_of` of each transition's job,
+/// keeping the order of each kind of transition. Nothing is lost or copied.
+std::vector<transition_batch> split_by_job(transition_batch&& batch, size_t n);
+
+/// Appends what `more` says took effect to `out`.
+void append(batch_outcome& out, batch_outcome&& more);
 
 } // namespace orch::api

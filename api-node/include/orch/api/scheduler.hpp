@@ -41,16 +41,22 @@ struct scheduler_config {
   std::shared_ptr<const catalog> pipelines;
   /// Counts committed starts and terminal transitions (may be null).
   std::shared_ptr<api_metrics> metrics;
+  /// PostgreSQL connections (SCHEDULER_DB_CONNECTIONS): the first claims
+  /// while the others persist the workers' reports, split by job; with one,
+  /// it does both in turn.
+  size_t db_connections = 3;
 };
 
-/// Spawns the scheduler: a detached actor with its own PostgreSQL connection.
+/// Spawns the scheduler: a detached actor with its own PostgreSQL
+/// connections (`db_connections` of them; see flush() in scheduler.cpp).
 ///
 /// It accepts worker registrations (see messages.hpp), monitors workers, and
 /// keeps each worker's slots busy: it claims pending jobs in Postgres
 /// (FOR UPDATE SKIP LOCKED), sends them as `job_assignment`, and persists the
 /// workers' reports. Reports and claims are batched: a handler only queues
 /// its transition and schedules one `flush` at the end of the mailbox, so
-/// every message that arrived meanwhile shares one transaction.
+/// every message that arrived meanwhile shares one flush: one transaction
+/// per connection, the batch split over them by job.
 ///
 /// It wakes on `wake_atom` (a local submission or a NOTIFY), on a freed
 /// slot, and on a periodic sweep. When a worker goes down (connection lost,
