@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <iterator>
 
 namespace orch::api {
 
@@ -68,18 +67,6 @@ std::vector<transition_batch> split_by_job(transition_batch&& batch,
   spread(&transition_batch::releases,
          [](const std::string& id) -> const std::string& { return id; });
   return parts;
-}
-
-void append(batch_outcome& out, batch_outcome&& more) {
-  auto move_to = [](auto& dst, auto& src) {
-    dst.insert(dst.end(), std::make_move_iterator(src.begin()),
-               std::make_move_iterator(src.end()));
-  };
-  move_to(out.started, more.started);
-  move_to(out.finished, more.finished);
-  move_to(out.requeued, more.requeued);
-  move_to(out.start_rows, more.start_rows);
-  move_to(out.end_rows, more.end_rows);
 }
 
 } // namespace orch::api

@@ -21,6 +21,17 @@ namespace orch::api {
 
 namespace {
 
+/// Threads joined however the scope is left (a joinable std::thread that is
+/// destroyed ends the process).
+struct joined_threads {
+  std::vector<std::thread> threads;
+  ~joined_threads() {
+    for (auto& t : threads)
+      if (t.joinable())
+        t.join();
+  }
+};
+
 struct worker_entry {
   caf::actor handle;
   std::string id;
@@ -56,6 +67,10 @@ struct scheduler_state {
   bool flush_scheduled = false;
   /// Whether pending jobs may exist that we have not tried to claim.
   bool want_claim = true;
+  /// The api-node is shutting down.
+  bool stopping = false;
+  /// A flush failed; the delayed retry is the next flush.
+  bool backing_off = false;
 
   void set_db_ok(bool ok) {
     if (cfg.probe)
@@ -271,11 +286,16 @@ struct scheduler_state {
   // transaction. A job's reports in one flush share one part, and a flush
   // ends before the next begins, so each job's transitions still commit in
   // order. Parts touch disjoint rows of jobs (their own jobs' rows, and
-  // inserts), so they never wait on each other; a claim takes only pending
-  // rows no one holds (SKIP LOCKED). The claim may run before this batch's
-  // finishes commit: a slot is free once its worker said so. A part that
-  // fails is kept and retried; the others stand.
+  // inserts); a claim takes only rows no one holds (SKIP LOCKED), so it
+  // never waits on a part. The claim may run before this batch's finishes
+  // commit (a slot is free once its worker said so); what they free in the
+  // database (a pipeline's max_concurrent, requeued or released jobs) is
+  // claimed by the flush that follows. A part that fails is kept and
+  // retried after a pause, with whatever arrived meanwhile; the others
+  // stand.
   void flush() {
+    if (backing_off)
+      return; // the retry flushes everything queued
     flush_scheduled = false;
     if (batch.empty()) {
       dispatch();
@@ -287,46 +307,56 @@ struct scheduler_state {
     batch = transition_batch{};
     std::vector<std::optional<caf::expected<batch_outcome>>> outcomes(
       parts.size());
-    std::vector<std::thread> threads;
     bool claimed = true;
     if (apart) {
+      joined_threads parts_running;
       for (size_t i = 0; i < parts.size(); ++i)
         if (!parts[i].empty())
-          threads.emplace_back([this, &parts, &outcomes, i] {
+          parts_running.threads.emplace_back([this, &parts, &outcomes, i] {
             outcomes[i] = part_stores[i]->apply(parts[i], cfg.scheduler_id);
           });
       claimed = dispatch();
-      for (auto& t : threads)
-        t.join();
     } else {
       outcomes[0] = store->apply(parts[0], cfg.scheduler_id);
     }
     bool failed = false;
+    bool freed = false;
     for (size_t i = 0; i < parts.size(); ++i) {
       if (!outcomes[i])
         continue;
+      auto& part = parts[i];
       if (!*outcomes[i]) {
         failed = true;
-        spdlog::warn("cannot persist {} transitions, retrying: {}",
-                     parts[i].starts.size() + parts[i].finishes.size()
-                       + parts[i].requeues.size(),
-                     render(outcomes[i]->error()));
+        spdlog::warn("cannot persist {} transitions and {} log batches, "
+                     "retrying: {}",
+                     part.starts.size() + part.finishes.size()
+                       + part.requeues.size() + part.releases.size()
+                       + part.progress.size(),
+                     part.logs.size(), render(outcomes[i]->error()));
         // Keep them, in order, ahead of anything that arrived meanwhile.
-        merge_front(std::move(parts[i]));
+        merge_front(std::move(part));
         continue;
       }
+      freed = freed || !part.finishes.empty() || !part.requeues.empty()
+              || !part.releases.empty();
       count(**outcomes[i]);
-      report(parts[i], **outcomes[i]);
+      report(part, **outcomes[i]);
     }
     if (failed) {
       set_db_ok(false);
-      self->delayed_send(self, defaults::db_reconnect_min, flush_atom::value);
+      backing_off = true;
       flush_scheduled = true;
+      self->delayed_send(self, defaults::db_reconnect_min, flush_atom::value,
+                         reconnect_atom::value);
       return;
     }
     set_db_ok(claimed);
-    if (!apart)
+    if (!apart) {
       dispatch();
+    } else if (freed) {
+      want_claim = true;
+      schedule_flush();
+    }
   }
 
   void merge_front(transition_batch&& older) {
@@ -409,7 +439,7 @@ struct scheduler_state {
   // with a free slot can run) and sends them out.
   // Returns false when a claim failed.
   bool dispatch() {
-    while (want_claim) {
+    while (want_claim && !stopping) {
       auto free = free_slots();
       if (free == 0)
         return true;
@@ -492,6 +522,8 @@ struct scheduler_state {
   // Hands back what this scheduler claimed and persists what it holds; run
   // when the api-node shuts down.
   void shutdown() {
+    stopping = true; // claim nothing more: it would only be handed back
+    backing_off = false;
     flush();
     if (auto err = store->release_claims(cfg.scheduler_id))
       spdlog::warn("cannot release claims: {}", render(err));
@@ -640,6 +672,10 @@ caf::behavior scheduler_actor(caf::stateful_actor<scheduler_state>* self,
       self->delayed_send(self, defaults::reaper_interval, reap_atom::value);
     },
     [self](flush_atom) { self->state.flush(); },
+    [self](flush_atom, reconnect_atom) {
+      self->state.backing_off = false;
+      self->state.flush();
+    },
     [self](tick_atom) {
       self->state.sweep();
       self->delayed_send(self, defaults::sweep_interval, tick_atom::value);

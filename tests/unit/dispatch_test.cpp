@@ -107,19 +107,3 @@ TEST(split_by_job, keeps_each_jobs_transitions_together_and_in_order) {
   EXPECT_EQ(whole[0].starts.size(), 1u);
   EXPECT_EQ(whole[0].releases, (std::vector<std::string>{"b"}));
 }
-
-TEST(split_by_job, append_gathers_what_each_part_committed) {
-  batch_outcome all;
-  batch_outcome a;
-  a.started = {"x"};
-  a.end_rows.push_back({"x", "p", orch::job_status::completed, 1, 0, {}, {}});
-  batch_outcome b;
-  b.started = {"y"};
-  b.finished = {"y"};
-  append(all, std::move(a));
-  append(all, std::move(b));
-  EXPECT_EQ(all.started, (std::vector<std::string>{"x", "y"}));
-  EXPECT_EQ(all.finished, (std::vector<std::string>{"y"}));
-  ASSERT_EQ(all.end_rows.size(), 1u);
-  EXPECT_EQ(all.end_rows[0].job_id, "x");
-}

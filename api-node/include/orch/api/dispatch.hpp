@@ -35,7 +35,4 @@ size_t part_of(const std::string& job_id, size_t n);
 /// keeping the order of each kind of transition. Nothing is lost or copied.
 std::vector<transition_batch> split_by_job(transition_batch&& batch, size_t n);
 
-/// Appends what `more` says took effect to `out`.
-void append(batch_outcome& out, batch_outcome&& more);
-
 } // namespace orch::api
