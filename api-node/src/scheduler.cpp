@@ -309,13 +309,26 @@ struct scheduler_state {
       parts.size());
     bool claimed = true;
     if (apart) {
+      auto run = [this, &parts, &outcomes](size_t i) {
+        outcomes[i] = part_stores[i]->apply(parts[i], cfg.scheduler_id);
+      };
+      // With no claim to make, this thread commits one part itself: a
+      // flush of one job's report starts no thread.
+      const bool claiming = want_claim && !stopping;
+      std::optional<size_t> own;
       joined_threads parts_running;
-      for (size_t i = 0; i < parts.size(); ++i)
-        if (!parts[i].empty())
-          parts_running.threads.emplace_back([this, &parts, &outcomes, i] {
-            outcomes[i] = part_stores[i]->apply(parts[i], cfg.scheduler_id);
-          });
-      claimed = dispatch();
+      for (size_t i = 0; i < parts.size(); ++i) {
+        if (parts[i].empty())
+          continue;
+        if (!claiming && !own)
+          own = i;
+        else
+          parts_running.threads.emplace_back(run, i);
+      }
+      if (own)
+        run(*own);
+      else
+        claimed = dispatch();
     } else {
       outcomes[0] = store->apply(parts[0], cfg.scheduler_id);
     }
