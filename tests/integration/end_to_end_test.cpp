@@ -52,10 +52,14 @@ std::string join(const std::vector<std::string>& xs) {
 
 // 300 jobs from 6 concurrent clients, a mix of successes and failures; every
 // job ends as requested, with consistent fields, timestamps and history.
-TEST(end_to_end, three_hundred_concurrent_jobs_reach_their_terminal_state) {
+// `scheduler_connections` is SCHEDULER_DB_CONNECTIONS (ADR 0006): 1 is the
+// scheduler that commits a flush and then claims on one connection.
+static void
+three_hundred_concurrent_jobs(const std::string& scheduler_connections) {
   auto db = fresh_database();
   orch_cluster procs{db};
-  auto& api = procs.start_api("api");
+  auto& api = procs.start_api(
+    "api", {{"SCHEDULER_DB_CONNECTIONS", scheduler_connections}});
   procs.start_worker("w1", api, 4);
   procs.start_worker("w2", api, 4);
   http_client c{api.http_port};
@@ -186,6 +190,14 @@ TEST(end_to_end, three_hundred_concurrent_jobs_reach_their_terminal_state) {
       return true;
     },
     10s, "GET /workers to show running 0"));
+}
+
+TEST(end_to_end, three_hundred_concurrent_jobs_reach_their_terminal_state) {
+  three_hundred_concurrent_jobs("3"); // the default
+}
+
+TEST(end_to_end, the_same_with_one_scheduler_connection) {
+  three_hundred_concurrent_jobs("1");
 }
 
 // Queued while no worker is connected, jobs run highest priority first and,
