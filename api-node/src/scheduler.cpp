@@ -307,11 +307,14 @@ struct scheduler_state {
     batch = transition_batch{};
     std::vector<std::optional<caf::expected<batch_outcome>>> outcomes(
       parts.size());
+    auto run = [this, apart, &parts, &outcomes](size_t i) {
+      auto& db = apart ? *part_stores[i] : *store;
+      outcomes[i] = db.apply(parts[i], cfg.scheduler_id);
+    };
     bool claimed = true;
-    if (apart) {
-      auto run = [this, &parts, &outcomes](size_t i) {
-        outcomes[i] = part_stores[i]->apply(parts[i], cfg.scheduler_id);
-      };
+    if (!apart) {
+      run(0);
+    } else {
       // With no claim to make, this thread commits one part itself: a
       // flush of one job's report starts no thread.
       const bool claiming = want_claim && !stopping;
@@ -329,8 +332,6 @@ struct scheduler_state {
         run(*own);
       else
         claimed = dispatch();
-    } else {
-      outcomes[0] = store->apply(parts[0], cfg.scheduler_id);
     }
     bool failed = false;
     bool freed = false;

@@ -386,6 +386,9 @@ TEST_F(api, large_list_reaches_a_slow_reader_whole) {
                {"parameters", {{"i", i}, {"pad", pad}}}});
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   ASSERT_GE(fd, 0);
+  // Closed however the test ends.
+  std::unique_ptr<int, void (*)(int*)> closer{&fd,
+                                              [](int* x) { ::close(*x); }};
   int rcvbuf = 4096;
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
   sockaddr_in addr{};
@@ -418,7 +421,8 @@ TEST_F(api, large_list_reaches_a_slow_reader_whole) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
       pollfd p{fd, POLLIN, 0};
-      if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) != 1)
+      if (left.count() <= 0
+          || ::poll(&p, 1, static_cast<int>(left.count())) != 1)
         return -2;
       // Small reads, as a slow client makes them.
       char buf[16384];
@@ -437,7 +441,8 @@ TEST_F(api, large_list_reaches_a_slow_reader_whole) {
     return ::send(fd, req.data(), req.size(), MSG_NOSIGNAL)
            == static_cast<ssize_t>(req.size());
   };
-  ASSERT_TRUE(get("/jobs?pipeline_name=slow-reader&limit=" + std::to_string(jobs)));
+  ASSERT_TRUE(
+    get("/jobs?pipeline_name=slow-reader&limit=" + std::to_string(jobs)));
   std::string body;
   ASSERT_EQ(read_response(body), 200);
   EXPECT_GT(body.size(), 8000000u);
@@ -455,7 +460,6 @@ TEST_F(api, large_list_reaches_a_slow_reader_whole) {
   ASSERT_TRUE(get("/health"));
   ASSERT_EQ(read_response(body), 200);
   EXPECT_NE(body.find("ok"), std::string::npos) << body;
-  ::close(fd);
 }
 
 TEST_F(api, keep_alive_without_connection_header) {
