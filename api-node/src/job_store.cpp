@@ -14,6 +14,8 @@
 #include <memory>
 #include <set>
 #include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 
 namespace orch::api {
 
@@ -765,6 +767,38 @@ job_store::claim(size_t limit, const std::string& scheduler_id,
   });
 }
 
+std::unordered_map<std::string, const transition_batch::started*>
+joined_starts(const transition_batch& batch) {
+  std::unordered_map<std::string, const transition_batch::started*> result;
+  if (batch.starts.empty() || batch.finishes.empty())
+    return result;
+  std::unordered_map<std::string, int> starts, finishes;
+  for (auto& s : batch.starts)
+    ++starts[s.job_id];
+  for (auto& f : batch.finishes)
+    ++finishes[f.job_id];
+  std::unordered_set<std::string> others;
+  for (auto& p : batch.progress)
+    others.insert(p.job_id);
+  for (auto& l : batch.logs)
+    others.insert(l.job_id);
+  for (auto& q : batch.requeues)
+    others.insert(q.job_id);
+  for (auto& id : batch.releases)
+    others.insert(id);
+  std::unordered_map<std::string, const transition_batch::started*> by_id;
+  for (auto& s : batch.starts)
+    if (starts[s.job_id] == 1 && others.count(s.job_id) == 0)
+      by_id.emplace(s.job_id, &s);
+  for (auto& f : batch.finishes) {
+    auto s = by_id.find(f.job_id);
+    if (s != by_id.end() && finishes[f.job_id] == 1
+        && s->second->attempt == f.attempt)
+      result.emplace(f.job_id, s->second);
+  }
+  return result;
+}
+
 // The batch statements below address rows by primary key: `j.id =
 // ANY($1)` gives the planner a row estimate that does not depend on table
 // statistics, and `(j.status = ...) IS TRUE` keeps it from scanning the
@@ -787,15 +821,24 @@ job_store::apply(const transition_batch& batch,
     tx.exec("SET LOCAL enable_nestloop = off;"
             " SET LOCAL plan_cache_mode = force_custom_plan");
     auto collect = read_transitions;
-    if (!batch.starts.empty()) {
+    // A start and a finish of one attempt in the same batch, with no other
+    // report of the job in it (a job shorter than a flush), are written
+    // together by the finish statement: the start's fence, both events in
+    // order, one new version of the row instead of two.
+    auto joined = joined_starts(batch);
+    std::vector<const transition_batch::started*> starts;
+    for (auto& s : batch.starts)
+      if (joined.count(s.job_id) == 0)
+        starts.push_back(&s);
+    if (!starts.empty()) {
       std::vector<std::string> ids, workers;
       std::vector<int32_t> attempts;
       std::vector<int64_t> ats;
-      for (auto& s : batch.starts) {
-        ids.push_back(s.job_id);
-        attempts.push_back(s.attempt);
-        workers.push_back(s.worker_id);
-        ats.push_back(s.at);
+      for (auto* s : starts) {
+        ids.push_back(s->job_id);
+        attempts.push_back(s->attempt);
+        workers.push_back(s->worker_id);
+        ats.push_back(s->at);
       }
       // Fenced: the job must still be pending, claimed by us, and on the
       // attempt before this one.
@@ -858,7 +901,7 @@ job_store::apply(const transition_batch& batch,
       append_logs(tx, batch.logs);
     if (!batch.finishes.empty()) {
       std::vector<std::string> ids, outcomes;
-      std::vector<std::optional<std::string>> errors;
+      std::vector<std::optional<std::string>> errors, start_ats, workers;
       std::vector<int32_t> attempts;
       std::vector<int64_t> ats;
       for (auto& f : batch.finishes) {
@@ -869,32 +912,52 @@ job_store::apply(const transition_batch& batch,
                            ? std::nullopt
                            : std::optional<std::string>{f.error});
         ats.push_back(f.at);
+        if (auto s = joined.find(f.job_id); s != joined.end()) {
+          start_ats.emplace_back(std::to_string(s->second->at));
+          workers.emplace_back(s->second->worker_id);
+        } else {
+          start_ats.emplace_back();
+          workers.emplace_back();
+        }
       }
-      // Fenced by attempt. A requested cancel wins over any result. A failed
+      // Fenced by attempt: the attempt must own the running job, or, for a
+      // finish joined with its start ($7 and $8 set), the job must still
+      // be pending, claimed by us, and on the attempt before this one (the
+      // start's fence). A requested cancel wins over any result. A failed
       // attempt with attempts left goes back to pending, claimable after an
       // exponential backoff with +-20% jitter. A released attempt (drain)
-      // goes back at once and does not count.
-      collect(
-        tx.exec_prepared(prepared("apply_finishes",
+      // goes back at once and does not count. A joined start gets its own
+      // event, ahead of the finish's.
+      auto r = tx.exec_prepared(prepared("apply_finishes",
           "WITH s AS ("
-          "  SELECT t.id, t.attempt, t.outcome, t.error,"
-          "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at"
+          "  SELECT t.id, t.attempt, t.outcome, t.error, t.worker,"
+          "    timestamptz 'epoch' + t.at * interval '1 microsecond' AS at,"
+          "    timestamptz 'epoch' + t.start_at * interval '1 microsecond'"
+          "      AS start_at"
           "  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[],"
-          "              $5::bigint[]) AS t(id, attempt, outcome, error, at)),"
+          "              $5::bigint[], $7::bigint[], $8::text[])"
+          "       AS t(id, attempt, outcome, error, at, start_at, worker)),"
           " n AS ("
-          "  SELECT s.*, j.started_at, j.created_at,"
-          "    j.worker_id AS worker_id_old,"
+          "  SELECT s.id, s.attempt, s.outcome, s.error, s.at, j.created_at,"
+          "    s.start_at IS NOT NULL AS joined,"
+          "    CASE WHEN s.start_at IS NULL THEN j.started_at"
+          "      ELSE greatest(s.start_at, j.created_at) END AS started_at,"
+          "    CASE WHEN s.start_at IS NULL THEN j.worker_id"
+          "      ELSE s.worker END AS worker_id_old,"
           "    CASE WHEN j.cancel_requested THEN 'cancelled'"
           "      WHEN s.outcome = 'released' THEN 'pending'"
           "      WHEN s.outcome = 'completed' THEN 'completed'"
           "      WHEN s.outcome = 'cancelled' THEN 'cancelled'"
-          "      WHEN j.attempt < j.max_attempts THEN 'pending'"
+          "      WHEN s.attempt < j.max_attempts THEN 'pending'"
           "      ELSE 'failed' END AS next,"
-          "    least(j.retry_backoff_seconds * power(2, j.attempt - 1)"
+          "    least(j.retry_backoff_seconds * power(2, s.attempt - 1)"
           "          * (0.8 + 0.4 * random()), $6::float8) AS delay"
           "  FROM s JOIN jobs j ON j.id = s.id"
-          "  WHERE j.id = ANY($1::uuid[]) AND (j.status = 'running') IS TRUE"
-          "    AND j.attempt = s.attempt"
+          "  WHERE j.id = ANY($1::uuid[])"
+          "    AND ((s.start_at IS NULL AND (j.status = 'running') IS TRUE"
+          "          AND j.attempt = s.attempt)"
+          "      OR (s.start_at IS NOT NULL AND (j.status = 'pending') IS TRUE"
+          "          AND j.attempt = s.attempt - 1 AND j.claimed_by = $9))"
           "  FOR UPDATE OF j),"
           " u AS ("
           "  UPDATE jobs j SET status = n.next,"
@@ -902,27 +965,37 @@ job_store::apply(const transition_batch& batch,
           "      WHEN n.next = 'cancelled' AND n.outcome <> 'cancelled'"
           "        THEN 'cancelled' ELSE n.error END,"
           "    attempt = CASE WHEN n.outcome = 'released' AND n.next = 'pending'"
-          "      THEN j.attempt - 1 ELSE j.attempt END,"
+          "      THEN n.attempt - 1 ELSE n.attempt END,"
           "    completed_at = CASE WHEN n.next = 'pending' THEN NULL"
           "      ELSE greatest(n.at, n.started_at) END,"
           "    started_at = CASE WHEN n.next = 'pending' THEN NULL"
-          "      ELSE j.started_at END,"
+          "      ELSE n.started_at END,"
           "    worker_id = CASE WHEN n.next = 'pending' THEN NULL"
-          "      ELSE j.worker_id END,"
+          "      ELSE n.worker_id_old END,"
           "    next_attempt_at = CASE WHEN n.next = 'pending'"
           "      AND n.outcome <> 'released'"
           "      THEN greatest(n.at, n.started_at)"
           "           + n.delay * interval '1 second' END,"
-          "    lease_expires_at = NULL,"
+          "    lease_expires_at = NULL, claimed_by = NULL,"
+          "    claim_expires_at = NULL,"
+          "    progress_completed = CASE WHEN n.joined THEN NULL"
+          "      ELSE j.progress_completed END,"
+          "    progress_total = CASE WHEN n.joined THEN NULL"
+          "      ELSE j.progress_total END,"
           "    updated_at = greatest(n.at, n.started_at)"
           "  FROM n WHERE j.id = n.id AND j.id = ANY($1::uuid[])"
           "  RETURNING j.id, n.attempt, n.outcome, j.status, n.worker_id_old,"
           "    j.updated_at, j.error_message, j.next_attempt_at,"
           "    j.max_attempts, j.pipeline_name, j.created_at, j.started_at,"
-          "    j.completed_at),"
+          "    j.completed_at, n.joined, n.started_at AS ran_at),"
+          // The joined starts' events come first (ids are taken in row
+          // order), so that each job's events keep the order they happened.
           " ev AS ("
           "  INSERT INTO job_events (job_id, at, from_status, to_status,"
           "                          attempt, worker_id, message)"
+          "  SELECT id, ran_at, 'pending', 'running', attempt, worker_id_old,"
+          "    'started on ' || worker_id_old FROM u WHERE joined"
+          "  UNION ALL"
           "  SELECT id, updated_at, 'running', status, attempt, worker_id_old,"
           "    CASE"
           "      WHEN outcome = 'released' AND status = 'pending'"
@@ -933,11 +1006,24 @@ job_store::apply(const transition_batch& batch,
           "        'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
           "      ELSE coalesce(error_message, status) END"
           "  FROM u)"
-          "SELECT " ORCH_TRANSITION_COLUMNS " FROM u"),
+          "SELECT " ORCH_TRANSITION_COLUMNS ", joined, "
+          ORCH_MICROS("ran_at") " FROM u"),
           pg_array(ids), pg_int_array(attempts), pg_array(outcomes),
           pg_array(errors), pg_int_array(ats),
-          defaults::max_retry_delay_seconds),
-        out.finished, out.end_rows);
+          defaults::max_retry_delay_seconds, pg_array(start_ats),
+          pg_array(workers), scheduler_id);
+      collect(r, out.finished, out.end_rows);
+      // A joined start that took effect is reported as a start too.
+      for (const auto& row : r) {
+        if (!row[7].as<bool>())
+          continue;
+        auto started = read_transition(row);
+        started.status = job_status::running;
+        started.started_at = row[8].as<int64_t>();
+        started.completed_at.reset();
+        out.started.push_back(started.job_id);
+        out.start_rows.push_back(std::move(started));
+      }
     }
     if (!batch.requeues.empty()) {
       std::vector<std::string> ids, workers, reasons;

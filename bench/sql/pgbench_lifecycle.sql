@@ -4,7 +4,9 @@
 -- (one transaction, as a flush that holds both reports of a no-op job).
 -- @APPLY_STARTS@ and @APPLY_FINISHES@ are replaced by bench/ceiling with the
 -- text of the api-node's prepared statements, read from job_store.cpp, so
--- that this script cannot drift from them. The claim is job_store::claim's
+-- that this script cannot drift from them. With a joined flush (the
+-- default; see bench/ceiling) the finish statement also writes the start,
+-- and the @APPLY_STARTS@ line is dropped. The claim is job_store::claim's
 -- statement (built there from parts, so copied here) with its rows
 -- aggregated into arrays for pgbench's \gset.
 BEGIN;

@@ -301,6 +301,113 @@ TEST_F(store, transitions_are_fenced_by_attempt_and_claim) {
             "pending>running@2 running>failed@2");
 }
 
+TEST_F(store, a_start_and_finish_in_one_batch_are_one_update_with_both_events) {
+  std::vector<job_submission> subs(5);
+  for (auto& s : subs)
+    s.pipeline_name = "p";
+  subs[1].max_attempts = 2;
+  auto jobs = db->insert_jobs(subs);
+  ASSERT_TRUE(jobs) << render(jobs.error());
+  ASSERT_TRUE(db->claim(5, "s1", std::chrono::seconds{30}));
+  auto id = [&](size_t i) { return (*jobs)[i].id; };
+  auto t0 = now_micros();
+  transition_batch b;
+  for (size_t i = 0; i < 5; ++i)
+    b.starts.push_back({id(i), 1, "w1", t0});
+  b.finishes.push_back({id(0), 1, job_outcome::completed, "", t0 + 10});
+  b.finishes.push_back({id(1), 1, job_outcome::failed, "exit 1", t0 + 10});
+  b.finishes.push_back({id(2), 1, job_outcome::released, "", t0 + 10});
+  // Job 3 reports progress in between: its start and finish stay apart.
+  b.progress.push_back({id(3), 1, 5, 10});
+  b.finishes.push_back({id(3), 1, job_outcome::completed, "", t0 + 10});
+  // Job 4 only starts.
+  auto joined = joined_starts(b);
+  EXPECT_EQ(joined.size(), 3u);
+  EXPECT_EQ(joined.count(id(3)), 0u);
+  EXPECT_EQ(joined.count(id(4)), 0u);
+  // Another scheduler's joined reports are fenced off, start and finish.
+  auto out = db->apply(b, "s2");
+  ASSERT_TRUE(out) << render(out.error());
+  EXPECT_TRUE(out->started.empty());
+  EXPECT_TRUE(out->finished.empty());
+  auto name = url.substr(url.rfind('/') + 1);
+  // Count the row updates of jobs from here on.
+  cluster().psql(name,
+                 "CREATE TABLE updates (id uuid);"
+                 " CREATE FUNCTION count_update() RETURNS trigger"
+                 " LANGUAGE plpgsql AS $$ BEGIN"
+                 " INSERT INTO updates VALUES (NEW.id); RETURN NULL; END $$;"
+                 " CREATE TRIGGER count_update AFTER UPDATE ON jobs"
+                 " FOR EACH ROW EXECUTE FUNCTION count_update()");
+  out = db->apply(b, "s1");
+  ASSERT_TRUE(out) << render(out.error());
+  EXPECT_EQ(std::set<std::string>(out->started.begin(), out->started.end()),
+            (std::set<std::string>{id(0), id(1), id(2), id(3), id(4)}));
+  EXPECT_EQ(std::set<std::string>(out->finished.begin(), out->finished.end()),
+            (std::set<std::string>{id(0), id(1), id(2), id(3)}));
+  ASSERT_EQ(out->start_rows.size(), 5u);
+  for (auto& row : out->start_rows) {
+    EXPECT_EQ(row.status, job_status::running) << row.job_id;
+    EXPECT_EQ(row.attempt, 1) << row.job_id;
+    EXPECT_TRUE(row.started_at) << row.job_id;
+    EXPECT_FALSE(row.completed_at) << row.job_id;
+  }
+  EXPECT_EQ(out->end_rows.size(), 4u);
+  // One update each for jobs 0-2; jobs 3 and 4 as before: a start, a
+  // progress report and a finish for 3, a start for 4.
+  EXPECT_EQ(cluster().psql(name, "SELECT count(*) FROM updates"), "7");
+  // The same end as a start and a finish applied one after the other.
+  auto x = db->get_job(id(0));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::completed);
+  EXPECT_EQ(x->attempt, 1);
+  EXPECT_EQ(x->worker_id, std::optional<std::string>{"w1"});
+  ASSERT_TRUE(x->started_at && x->completed_at);
+  EXPECT_EQ(*x->started_at, t0);
+  EXPECT_EQ(*x->completed_at, t0 + 10);
+  EXPECT_FALSE(x->error_message);
+  x = db->get_job(id(1));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::pending);
+  EXPECT_EQ(x->attempt, 1);
+  EXPECT_TRUE(x->next_attempt_at);
+  EXPECT_FALSE(x->started_at);
+  EXPECT_FALSE(x->worker_id);
+  x = db->get_job(id(2));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::pending);
+  EXPECT_EQ(x->attempt, 0);
+  EXPECT_FALSE(x->next_attempt_at);
+  x = db->get_job(id(3));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::completed);
+  ASSERT_TRUE(x->progress);
+  EXPECT_EQ(x->progress->completed, 5);
+  x = db->get_job(id(4));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::running);
+  // Every transition has its event, in the order it happened.
+  auto events = [&](size_t i) {
+    return cluster().psql(name, "SELECT string_agg(coalesce(from_status,'-')"
+                                " || '>' || to_status || '@' || attempt, ' '"
+                                " ORDER BY id) FROM job_events WHERE job_id = '"
+                                  + id(i) + "'");
+  };
+  EXPECT_EQ(events(0), "->pending@0 pending>running@1 running>completed@1");
+  EXPECT_EQ(events(1), "->pending@0 pending>running@1 running>pending@1");
+  EXPECT_EQ(events(2), "->pending@0 pending>running@1 running>pending@1");
+  EXPECT_EQ(events(3), "->pending@0 pending>running@1 running>completed@1");
+  EXPECT_EQ(events(4), "->pending@0 pending>running@1");
+  EXPECT_EQ(cluster().psql(name, "SELECT message FROM job_events WHERE job_id"
+                                 " = '" + id(0) + "' AND to_status = 'running'"),
+            "started on w1");
+  // A second delivery of the same reports changes nothing.
+  out = db->apply(b, "s1");
+  ASSERT_TRUE(out);
+  EXPECT_TRUE(out->started.empty());
+  EXPECT_TRUE(out->finished.empty());
+}
+
 TEST_F(store, unreachable_database_is_reported_as_unavailable) {
   job_store nowhere{"postgresql://postgres@127.0.0.1:"
                     + std::to_string(free_port()) + "/x?connect_timeout=2"};

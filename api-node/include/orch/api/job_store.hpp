@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace pqxx {
@@ -102,6 +103,15 @@ struct transition_batch {
            && releases.empty() && logs.empty() && progress.empty();
   }
 };
+
+/// The starts of `batch` that `job_store::apply` writes together with their
+/// finish, by job id: a job with exactly one start and one finish of the
+/// same attempt in the batch, and no other report (progress, output lines,
+/// requeue, release). Such a job ran within one flush (a no-op or very short
+/// job); one update then takes it from pending to its end, with both
+/// events, under the start's fence.
+std::unordered_map<std::string, const transition_batch::started*>
+joined_starts(const transition_batch& batch);
 
 /// A committed change of a job's status, with what metrics need.
 struct transition_row {
