@@ -295,7 +295,10 @@ public:
         std::chrono::milliseconds ttl,
         const std::vector<std::string>& executors = {"mock"});
 
-  /// Applies `batch` in one transaction, fenced by attempt numbers.
+  /// Applies `batch` in one transaction, fenced by attempt numbers. The
+  /// jobs of `joined_starts(batch)` go from pending to their end in one
+  /// update, with both events; the outcome lists them as started and as
+  /// finished, as if the start and the finish had been applied in turn.
   caf::expected<batch_outcome> apply(const transition_batch& batch,
                                      const std::string& scheduler_id);
 
