@@ -923,7 +923,10 @@ job_store::apply(const transition_batch& batch,
       // Fenced by attempt: the attempt must own the running job, or, for a
       // finish joined with its start ($7 and $8 set), the job must still
       // be pending, claimed by us, and on the attempt before this one (the
-      // start's fence). A requested cancel wins over any result. A failed
+      // start's fence). A joined finish whose job already runs this
+      // attempt (its start committed in a flush whose outcome was in doubt,
+      // and came back in this retry) is applied as a plain finish, and its
+      // start is reported as rejected, as the two statements did. A requested cancel wins over any result. A failed
       // attempt with attempts left goes back to pending, claimable after an
       // exponential backoff with +-20% jitter. A released attempt (drain)
       // goes back at once and does not count. A joined start gets its own
@@ -939,10 +942,10 @@ job_store::apply(const transition_batch& batch,
           "       AS t(id, attempt, outcome, error, at, start_at, worker)),"
           " n AS ("
           "  SELECT s.id, s.attempt, s.outcome, s.error, s.at, j.created_at,"
-          "    s.start_at IS NOT NULL AS joined,"
-          "    CASE WHEN s.start_at IS NULL THEN j.started_at"
+          "    s.start_at IS NOT NULL AND j.status = 'pending' AS joined,"
+          "    CASE WHEN j.status = 'running' THEN j.started_at"
           "      ELSE greatest(s.start_at, j.created_at) END AS started_at,"
-          "    CASE WHEN s.start_at IS NULL THEN j.worker_id"
+          "    CASE WHEN j.status = 'running' THEN j.worker_id"
           "      ELSE s.worker END AS worker_id_old,"
           "    CASE WHEN j.cancel_requested THEN 'cancelled'"
           "      WHEN s.outcome = 'released' THEN 'pending'"
@@ -954,8 +957,7 @@ job_store::apply(const transition_batch& batch,
           "          * (0.8 + 0.4 * random()), $6::float8) AS delay"
           "  FROM s JOIN jobs j ON j.id = s.id"
           "  WHERE j.id = ANY($1::uuid[])"
-          "    AND ((s.start_at IS NULL AND (j.status = 'running') IS TRUE"
-          "          AND j.attempt = s.attempt)"
+          "    AND (((j.status = 'running') IS TRUE AND j.attempt = s.attempt)"
           "      OR (s.start_at IS NOT NULL AND (j.status = 'pending') IS TRUE"
           "          AND j.attempt = s.attempt - 1 AND j.claimed_by = $9))"
           "  FOR UPDATE OF j),"

@@ -302,27 +302,35 @@ TEST_F(store, transitions_are_fenced_by_attempt_and_claim) {
 }
 
 TEST_F(store, a_start_and_finish_in_one_batch_are_one_update_with_both_events) {
-  std::vector<job_submission> subs(5);
+  std::vector<job_submission> subs(8);
   for (auto& s : subs)
     s.pipeline_name = "p";
   subs[1].max_attempts = 2;
   auto jobs = db->insert_jobs(subs);
   ASSERT_TRUE(jobs) << render(jobs.error());
-  ASSERT_TRUE(db->claim(5, "s1", std::chrono::seconds{30}));
+  ASSERT_TRUE(db->claim(8, "s1", std::chrono::seconds{30}));
   auto id = [&](size_t i) { return (*jobs)[i].id; };
   auto t0 = now_micros();
   transition_batch b;
-  for (size_t i = 0; i < 5; ++i)
+  for (size_t i = 0; i < 8; ++i)
     b.starts.push_back({id(i), 1, "w1", t0});
-  b.finishes.push_back({id(0), 1, job_outcome::completed, "", t0 + 10});
-  b.finishes.push_back({id(1), 1, job_outcome::failed, "exit 1", t0 + 10});
-  b.finishes.push_back({id(2), 1, job_outcome::released, "", t0 + 10});
+  auto finish = [&](size_t i, job_outcome outcome, std::string error = "") {
+    b.finishes.push_back({id(i), 1, outcome, std::move(error), t0 + 10});
+  };
+  finish(0, job_outcome::completed);
+  finish(1, job_outcome::failed, "exit 1"); // one attempt left
+  finish(2, job_outcome::released);
   // Job 3 reports progress in between: its start and finish stay apart.
   b.progress.push_back({id(3), 1, 5, 10});
-  b.finishes.push_back({id(3), 1, job_outcome::completed, "", t0 + 10});
+  finish(3, job_outcome::completed);
   // Job 4 only starts.
+  finish(5, job_outcome::failed, "exit 2"); // no attempt left
+  finish(6, job_outcome::cancelled, "stopped");
+  // Job 7's start committed in a flush whose outcome was in doubt (below),
+  // so the retried batch holds its start again, with its finish.
+  finish(7, job_outcome::completed);
   auto joined = joined_starts(b);
-  EXPECT_EQ(joined.size(), 3u);
+  EXPECT_EQ(joined.size(), 6u);
   EXPECT_EQ(joined.count(id(3)), 0u);
   EXPECT_EQ(joined.count(id(4)), 0u);
   // Another scheduler's joined reports are fenced off, start and finish.
@@ -330,8 +338,13 @@ TEST_F(store, a_start_and_finish_in_one_batch_are_one_update_with_both_events) {
   ASSERT_TRUE(out) << render(out.error());
   EXPECT_TRUE(out->started.empty());
   EXPECT_TRUE(out->finished.empty());
-  auto name = url.substr(url.rfind('/') + 1);
+  transition_batch in_doubt;
+  in_doubt.starts.push_back(b.starts[7]);
+  out = db->apply(in_doubt, "s1");
+  ASSERT_TRUE(out) << render(out.error());
+  ASSERT_EQ(out->started, std::vector<std::string>{id(7)});
   // Count the row updates of jobs from here on.
+  auto name = url.substr(url.rfind('/') + 1);
   cluster().psql(name,
                  "CREATE TABLE updates (id uuid);"
                  " CREATE FUNCTION count_update() RETURNS trigger"
@@ -341,37 +354,43 @@ TEST_F(store, a_start_and_finish_in_one_batch_are_one_update_with_both_events) {
                  " FOR EACH ROW EXECUTE FUNCTION count_update()");
   out = db->apply(b, "s1");
   ASSERT_TRUE(out) << render(out.error());
+  // Job 7's second start is rejected, as it was before the join; its
+  // finish is applied.
   EXPECT_EQ(std::set<std::string>(out->started.begin(), out->started.end()),
-            (std::set<std::string>{id(0), id(1), id(2), id(3), id(4)}));
+            (std::set<std::string>{id(0), id(1), id(2), id(3), id(4), id(5),
+                                   id(6)}));
   EXPECT_EQ(std::set<std::string>(out->finished.begin(), out->finished.end()),
-            (std::set<std::string>{id(0), id(1), id(2), id(3)}));
-  ASSERT_EQ(out->start_rows.size(), 5u);
+            (std::set<std::string>{id(0), id(1), id(2), id(3), id(5), id(6),
+                                   id(7)}));
+  ASSERT_EQ(out->start_rows.size(), 7u);
   for (auto& row : out->start_rows) {
     EXPECT_EQ(row.status, job_status::running) << row.job_id;
     EXPECT_EQ(row.attempt, 1) << row.job_id;
-    EXPECT_TRUE(row.started_at) << row.job_id;
+    EXPECT_EQ(row.started_at, std::optional<micros>{t0}) << row.job_id;
     EXPECT_FALSE(row.completed_at) << row.job_id;
   }
-  EXPECT_EQ(out->end_rows.size(), 4u);
-  // One update each for jobs 0-2; jobs 3 and 4 as before: a start, a
-  // progress report and a finish for 3, a start for 4.
-  EXPECT_EQ(cluster().psql(name, "SELECT count(*) FROM updates"), "7");
+  EXPECT_EQ(out->end_rows.size(), 7u);
+  // One update each for the five joined jobs; the others as before: a
+  // start, a progress report and a finish for 3, a start for 4, a finish
+  // for 7. The two statements make 15.
+  EXPECT_EQ(cluster().psql(name, "SELECT count(*) FROM updates"), "10");
   // The same end as a start and a finish applied one after the other.
   auto x = db->get_job(id(0));
   ASSERT_TRUE(x);
   EXPECT_EQ(x->status, job_status::completed);
   EXPECT_EQ(x->attempt, 1);
   EXPECT_EQ(x->worker_id, std::optional<std::string>{"w1"});
-  ASSERT_TRUE(x->started_at && x->completed_at);
-  EXPECT_EQ(*x->started_at, t0);
-  EXPECT_EQ(*x->completed_at, t0 + 10);
+  EXPECT_EQ(x->started_at, std::optional<micros>{t0});
+  EXPECT_EQ(x->completed_at, std::optional<micros>{t0 + 10});
   EXPECT_FALSE(x->error_message);
   x = db->get_job(id(1));
   ASSERT_TRUE(x);
   EXPECT_EQ(x->status, job_status::pending);
   EXPECT_EQ(x->attempt, 1);
+  EXPECT_EQ(x->error_message, std::optional<std::string>{"exit 1"});
   EXPECT_TRUE(x->next_attempt_at);
   EXPECT_FALSE(x->started_at);
+  EXPECT_FALSE(x->completed_at);
   EXPECT_FALSE(x->worker_id);
   x = db->get_job(id(2));
   ASSERT_TRUE(x);
@@ -386,26 +405,63 @@ TEST_F(store, a_start_and_finish_in_one_batch_are_one_update_with_both_events) {
   x = db->get_job(id(4));
   ASSERT_TRUE(x);
   EXPECT_EQ(x->status, job_status::running);
+  x = db->get_job(id(5));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::failed);
+  EXPECT_EQ(x->error_message, std::optional<std::string>{"exit 2"});
+  EXPECT_EQ(x->completed_at, std::optional<micros>{t0 + 10});
+  x = db->get_job(id(6));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::cancelled);
+  EXPECT_EQ(x->error_message, std::optional<std::string>{"stopped"});
+  x = db->get_job(id(7));
+  ASSERT_TRUE(x);
+  EXPECT_EQ(x->status, job_status::completed);
+  EXPECT_EQ(x->started_at, std::optional<micros>{t0});
   // Every transition has its event, in the order it happened.
   auto events = [&](size_t i) {
     return cluster().psql(name, "SELECT string_agg(coalesce(from_status,'-')"
-                                " || '>' || to_status || '@' || attempt, ' '"
-                                " ORDER BY id) FROM job_events WHERE job_id = '"
+                                " || '>' || to_status || '@' || attempt || '@'"
+                                " || coalesce(worker_id, '-'), ' ' ORDER BY id)"
+                                " FROM job_events WHERE job_id = '"
                                   + id(i) + "'");
   };
-  EXPECT_EQ(events(0), "->pending@0 pending>running@1 running>completed@1");
-  EXPECT_EQ(events(1), "->pending@0 pending>running@1 running>pending@1");
-  EXPECT_EQ(events(2), "->pending@0 pending>running@1 running>pending@1");
-  EXPECT_EQ(events(3), "->pending@0 pending>running@1 running>completed@1");
-  EXPECT_EQ(events(4), "->pending@0 pending>running@1");
-  EXPECT_EQ(cluster().psql(name, "SELECT message FROM job_events WHERE job_id"
-                                 " = '" + id(0) + "' AND to_status = 'running'"),
-            "started on w1");
+  auto ran = [](std::string end) {
+    return "->pending@0@- pending>running@1@w1 running>" + end + "@1@w1";
+  };
+  EXPECT_EQ(events(0), ran("completed"));
+  EXPECT_EQ(events(1), ran("pending"));
+  EXPECT_EQ(events(2), ran("pending"));
+  EXPECT_EQ(events(3), ran("completed"));
+  EXPECT_EQ(events(4), "->pending@0@- pending>running@1@w1");
+  EXPECT_EQ(events(5), ran("failed"));
+  EXPECT_EQ(events(6), ran("cancelled"));
+  EXPECT_EQ(events(7), ran("completed"));
+  auto message = [&](size_t i, const char* to) {
+    return cluster().psql(name, "SELECT message FROM job_events WHERE job_id"
+                                " = '" + id(i) + "' AND from_status IS NOT NULL"
+                                " AND to_status = '" + to + "'");
+  };
+  EXPECT_EQ(message(0, "running"), "started on w1");
+  EXPECT_EQ(message(5, "failed"), "exit 2");
+  EXPECT_EQ(message(2, "pending"),
+            "handed back by a draining worker; attempt not counted");
+  EXPECT_EQ(message(1, "pending").rfind("attempt 1 of 2 failed: exit 1; "
+                                        "retry after ", 0),
+            0u)
+    << message(1, "pending");
   // A second delivery of the same reports changes nothing.
   out = db->apply(b, "s1");
   ASSERT_TRUE(out);
   EXPECT_TRUE(out->started.empty());
   EXPECT_TRUE(out->finished.empty());
+  EXPECT_EQ(cluster().psql(name, "SELECT count(*) FROM updates"), "10");
+  // The released job's claim is gone: it is the only claimable job (job 1
+  // waits for its retry).
+  auto again = db->claim(8, "s1", std::chrono::seconds{30});
+  ASSERT_TRUE(again);
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].id, id(2));
 }
 
 TEST_F(store, unreachable_database_is_reported_as_unavailable) {
