@@ -926,11 +926,12 @@ job_store::apply(const transition_batch& batch,
       // start's fence). A joined finish whose job already runs this
       // attempt (its start committed in a flush whose outcome was in doubt,
       // and came back in this retry) is applied as a plain finish, and its
-      // start is reported as rejected, as the two statements did. A requested cancel wins over any result. A failed
-      // attempt with attempts left goes back to pending, claimable after an
-      // exponential backoff with +-20% jitter. A released attempt (drain)
-      // goes back at once and does not count. A joined start gets its own
-      // event, ahead of the finish's.
+      // start is reported as rejected, as the two statements did. A
+      // requested cancel wins over any result. A failed attempt with
+      // attempts left goes back to pending, claimable after an exponential
+      // backoff with +-20% jitter. A released attempt (drain) goes back at
+      // once and does not count. A joined start gets its own event, ahead
+      // of the finish's.
       auto r = tx.exec_prepared(prepared("apply_finishes",
           "WITH s AS ("
           "  SELECT t.id, t.attempt, t.outcome, t.error, t.worker,"
